@@ -1,0 +1,22 @@
+"""kd_keras: knowledge distillation for Keras 3 / TensorFlow."""
+
+import os as _os
+
+_os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from kd_keras.distiller import Distiller  # noqa: E402
+from kd_keras.losses import DistillLoss, create_loss, list_losses, register_loss  # noqa: E402
+from kd_keras.models import create_model, list_models, register_model  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = [
+    "Distiller",
+    "DistillLoss",
+    "create_loss",
+    "create_model",
+    "list_losses",
+    "list_models",
+    "register_loss",
+    "register_model",
+]

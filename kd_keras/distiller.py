@@ -1,0 +1,308 @@
+"""The one training loop of kd_keras: `Distiller.fit` trains every student."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
+from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
+
+from kd_keras.losses import DistillLoss, create_loss
+
+FINAL = "final_output"
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+class Distiller(keras.distillation.Distiller):
+    """Trains a student from a frozen teacher, or alone as a baseline.
+
+    The loss of one step is
+
+        student_loss_weight * CE(y, student(x))
+        + (1 - student_loss_weight) * sum_i w_i * distill_i(teacher, student)
+
+    where CE is the loss given to `compile()` and `distill_i` are kd_keras
+    losses (`"kd"`, `"dkd"`, `"fitnets"`, `"at"`, ...). With `teacher=None`
+    and no losses, the same loop trains the no-teacher baseline: only the
+    loss differs.
+
+    This builds on `keras.distillation.Distiller` (its input checks, its
+    multi-layer feature extractors, `call`) and changes what kd_keras needs:
+
+    - the student runs once per step, also when feature losses need its
+      intermediate maps (Keras' `compute_loss` runs it twice then);
+    - teacher outputs may come from the batch, `(x, y, teacher_outputs)`,
+      so a cache can replace the teacher forward pass; `teacher_outputs` is
+      the teacher's logits, or a dict with `"final_output"` and one entry per
+      teacher layer a feature loss reads;
+    - losses receive the labels (DKD needs the target class);
+    - the hard-label loss is the compiled loss, so `sample_weight`-free
+      `compile(loss=...)`, loss scaling and tf.distribute work as usual;
+    - `evaluate()` measures the student alone, without running the teacher;
+    - a teacher is optional (baseline) and losses may own trainable layers
+      (the FitNets adapter), which train with the student but are not part
+      of it: `distiller.student` saves and exports alone.
+
+    The teacher is frozen and always runs in inference mode (BatchNorm on
+    its moving statistics, dropout off). Augmentation belongs in the input
+    pipeline, so teacher and student see the same augmented batch.
+
+    Args:
+        student: the `keras.Model` to train. It outputs logits.
+        teacher: a trained `keras.Model` with the same input and output
+            shapes, or `None` for the baseline.
+        losses: distillation losses: `DistillLoss` instances or registered
+            names (`"kd"`). Empty for the baseline.
+        loss_weights: one weight >= 0 per loss; default 1.0 each.
+        student_loss_weight: weight of the hard-label loss, in [0, 1].
+            Default 0.5 with a teacher, and 1.0 (required) without.
+        name: model name.
+
+    Example:
+        >>> distiller = Distiller(student, teacher, losses=[KDLoss(4.0)])
+        >>> distiller.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True),
+        ...                   metrics=["categorical_accuracy"])
+        >>> distiller.fit(train_ds, epochs=5)
+        >>> distiller.student.save("student.keras")
+
+    Reference:
+        Hinton, Vinyals, Dean. Distilling the Knowledge in a Neural Network.
+        2015. https://arxiv.org/abs/1503.02531
+    """
+
+    def __init__(
+        self,
+        student: keras.Model,
+        teacher: keras.Model | None = None,
+        losses: Sequence[DistillLoss | str] = (),
+        loss_weights: Sequence[float] | None = None,
+        student_loss_weight: float | None = None,
+        name: str = "distiller",
+        **kwargs,
+    ):
+        # keras.distillation.Distiller.__init__ requires a teacher and at
+        # least one loss; the baseline has neither, so initialise the Model
+        # directly and reuse the parent's helpers below.
+        keras.Model.__init__(self, name=name, **kwargs)
+        if not isinstance(student, keras.Model):
+            raise ValueError(f"student must be a keras.Model, got {type(student).__name__}.")
+        if teacher is not None and not isinstance(teacher, keras.Model):
+            raise ValueError(f"teacher must be a keras.Model or None, got {type(teacher).__name__}.")
+        losses = [create_loss(l) if isinstance(l, str) else l for l in (losses or ())]
+        for loss in losses:
+            if not isinstance(loss, keras.distillation.DistillationLoss):
+                raise ValueError(f"losses must be DistillLoss objects or registered names, got {loss!r}.")
+
+        if student_loss_weight is None:
+            student_loss_weight = 0.5 if teacher is not None else 1.0
+        if isinstance(student_loss_weight, bool) or not isinstance(student_loss_weight, (int, float)):
+            raise ValueError(f"student_loss_weight must be a number in [0, 1], got {student_loss_weight!r}.")
+        if not 0.0 <= student_loss_weight <= 1.0:
+            raise ValueError(f"student_loss_weight must be between 0.0 and 1.0, got {student_loss_weight}.")
+        if teacher is None and (losses or student_loss_weight != 1.0):
+            raise ValueError(
+                "a distiller without a teacher trains the baseline: pass no losses and "
+                f"student_loss_weight=1.0 (got {len(losses)} loss(es), student_loss_weight={student_loss_weight})."
+            )
+        if teacher is not None and not losses:
+            raise ValueError("a teacher was given but no distillation losses; pass losses=['kd'] or drop the teacher.")
+
+        if loss_weights is None:
+            loss_weights = [1.0] * len(losses)
+        loss_weights = [float(w) for w in loss_weights]
+        if len(loss_weights) != len(losses):
+            raise ValueError(f"loss_weights has {len(loss_weights)} entries for {len(losses)} losses; give one per loss.")
+        for w in loss_weights:
+            if not w >= 0.0:
+                raise ValueError(f"each loss weight must be >= 0, got {w}.")
+
+        self.student = student
+        self.teacher = teacher
+        self.student_loss_weight = float(student_loss_weight)
+        self.distillation_losses = losses
+        self.distillation_loss_weights = loss_weights
+
+        if teacher is not None:
+            _check_same_outputs(teacher, student)
+            self._validate_input_compatibility(teacher, student)
+            for loss in losses:
+                loss.validate_model_compatibility(teacher, student)
+            self._check_layer_names()
+            teacher.trainable = False
+        self._create_multi_feature_extractors()
+        for loss in losses:
+            if isinstance(loss, DistillLoss):
+                loss.build(self._output_shape(teacher, loss.teacher_layer_name),
+                           self._output_shape(student, loss.student_layer_name))
+        # Tracked here so their weights train with the student.
+        self.loss_layers = [layer for loss in losses if isinstance(loss, DistillLoss) for layer in loss.layers]
+
+        self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
+        self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
+
+    # ------------------------------------------------------------------ setup
+    def _check_layer_names(self):
+        for loss in self.distillation_losses:
+            for role, model, layer in (("teacher", self.teacher, getattr(loss, "teacher_layer_name", None)),
+                                       ("student", self.student, getattr(loss, "student_layer_name", None))):
+                if layer is None:
+                    continue
+                names = [l.name for l in model.layers]
+                if layer not in names:
+                    hint = [n for n in names if "conv" in n or "block" in n or "stage" in n][-6:]
+                    raise ValueError(
+                        f"{role} model {model.name!r} has no layer {layer!r}; pick one of its layer names "
+                        f"(model.summary() lists them), e.g. {', '.join(hint) or ', '.join(names[-6:])}."
+                    )
+
+    @staticmethod
+    def _output_shape(model, layer_name):
+        if model is None:
+            return None
+        if layer_name is None:
+            return tuple(model.outputs[0].shape)
+        return tuple(model.get_layer(layer_name).output.shape)
+
+    @property
+    def has_teacher(self) -> bool:
+        return self.teacher is not None
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether a training step computes any distillation term."""
+        return self.teacher is not None and self.student_loss_weight < 1.0
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """Compiles like `keras.Model.compile`; `loss` is the hard-label loss."""
+        if loss is None:
+            raise ValueError("compile() needs loss=..., the student's hard-label loss (e.g. CategoricalCrossentropy).")
+        keras.Model.compile(self, optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    # ------------------------------------------------------------------- loop
+    def _student_forward(self, x, training):
+        if self._student_feature_extractor is not None:
+            features = self._student_feature_extractor(x, training=training)
+            return features[FINAL], features
+        y_pred = self.student(x, training=training)
+        return y_pred, {FINAL: y_pred}
+
+    def _teacher_features(self, x, teacher_outputs):
+        if teacher_outputs is None:
+            return self._extract_all_teacher_features(x)
+        if isinstance(teacher_outputs, dict):
+            return teacher_outputs
+        return {FINAL: teacher_outputs}
+
+    def _student_loss(self, y, y_pred, sample_weight=None):
+        loss = self._compile_loss(y, y_pred, sample_weight)
+        for extra in self.student.losses:
+            loss = loss + scale_loss_for_distribution(self._aggregate_additional_loss(extra))
+        return loss
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True,
+                     teacher_outputs=None, student_features=None):
+        """Returns the weighted sum of the hard-label and distillation terms.
+
+        Args:
+            x: the input batch (the teacher runs on it unless
+                `teacher_outputs` is given).
+            y: labels.
+            y_pred: student logits.
+            sample_weight: weights for the hard-label loss.
+            training: unused, kept for Keras' signature.
+            teacher_outputs: teacher logits or feature dict from the batch.
+            student_features: the student's feature dict from this step's
+                forward pass (`"final_output"` plus any layers read).
+        """
+        del training
+        if y_pred is None:
+            y_pred, student_features = self._student_forward(x, training=True)
+        student_features = student_features or {FINAL: y_pred}
+        student_loss = self._student_loss(y, y_pred, sample_weight)
+        distill = ops.zeros((), dtype="float32")
+        if self.needs_teacher:
+            teacher_features = self._teacher_features(x, teacher_outputs)
+            for loss, weight in zip(self.distillation_losses, self.distillation_loss_weights):
+                t_key = getattr(loss, "teacher_layer_name", None) or FINAL
+                s_key = getattr(loss, "student_layer_name", None) or FINAL
+                if t_key not in teacher_features:
+                    raise ValueError(
+                        f"teacher outputs from the batch have no {t_key!r} entry, which "
+                        f"{type(loss).__name__} reads; include it or let the teacher run live."
+                    )
+                t_out, s_out = teacher_features[t_key], student_features[s_key]
+                loss.validate_outputs(t_out, s_out)
+                if isinstance(loss, DistillLoss):
+                    value = loss.compute_loss(t_out, s_out, labels=y)
+                else:  # a plain keras.distillation loss
+                    value = loss.compute_loss(t_out, s_out)
+                distill = distill + weight * ops.cast(value, "float32")
+            distill = scale_loss_for_distribution(distill)
+        alpha = self.student_loss_weight
+        total = alpha * ops.cast(student_loss, "float32") + (1.0 - alpha) * distill
+        self.student_loss_tracker.update_state(unscale_loss_for_distribution(student_loss))
+        self.distillation_loss_tracker.update_state(unscale_loss_for_distribution(distill))
+        return total
+
+    def train_step(self, data):
+        x, y, teacher_outputs = unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred, student_features = self._student_forward(x, training=True)
+            loss = self.compute_loss(x, y, y_pred, teacher_outputs=teacher_outputs,
+                                     student_features=student_features)
+            self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0])
+            loss = self.optimizer.scale_loss(loss)
+        weights = self.trainable_weights
+        gradients = tape.gradient(loss, weights)
+        self.optimizer.apply_gradients(zip(gradients, weights))
+        return self.compute_metrics(x, y, y_pred)
+
+    def test_step(self, data):
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y_pred = self.student(x, training=False)
+        loss = self._student_loss(y, y_pred, sample_weight)
+        self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0])
+        self.student_loss_tracker.update_state(unscale_loss_for_distribution(loss))
+        logs = self.compute_metrics(x, y, y_pred)
+        logs.pop("distillation_loss", None)  # evaluate() measures the student alone
+        return logs
+
+    def reset_metrics(self):
+        keras.Model.reset_metrics(self)
+
+    # ----------------------------------------------------------- serialising
+    def get_config(self):
+        return {
+            "name": self.name,
+            "student": keras.saving.serialize_keras_object(self.student),
+            "teacher": None if self.teacher is None else keras.saving.serialize_keras_object(self.teacher),
+            "losses": [keras.saving.serialize_keras_object(l) for l in self.distillation_losses],
+            "loss_weights": list(self.distillation_loss_weights),
+            "student_loss_weight": self.student_loss_weight,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["student"] = keras.saving.deserialize_keras_object(config["student"])
+        if config.get("teacher") is not None:
+            config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"])
+        config["losses"] = [keras.saving.deserialize_keras_object(l) for l in config.get("losses", [])]
+        return cls(**config)
+
+
+def _check_same_outputs(teacher: keras.Model, student: keras.Model):
+    t = teacher.outputs[0].shape if teacher.outputs else None
+    s = student.outputs[0].shape if student.outputs else None
+    if t is None or s is None:
+        return
+    if len(t) != len(s) or any(a is not None and b is not None and a != b for a, b in zip(t, s)):
+        what = "classes" if len(t) == 2 and len(s) == 2 else "output shape"
+        tv, sv = (t[-1], s[-1]) if what == "classes" else (tuple(t), tuple(s))
+        raise ValueError(
+            f"teacher and student outputs do not match: teacher {teacher.name!r} has {tv} {what}, "
+            f"student {student.name!r} has {sv}; build both with the same num_classes."
+        )

@@ -1,0 +1,119 @@
+"""Model registry: `@register_model` factories, `create_model`, `list_models`.
+
+Every factory has the signature
+`factory(num_classes, input_shape, weights=None, **kwargs) -> keras.Model`
+and returns a functional model that takes raw images (values 0-255, shape
+`input_shape`) and outputs logits. Resizing, grey-to-RGB and normalisation
+happen inside the model (see `kd_keras.models.preprocessing`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import os
+
+import keras
+
+_MODELS: dict[str, callable] = {}
+_ROLES: dict[str, str] = {}
+
+
+def register_model(fn=None, *, name: str | None = None, role: str = "any"):
+    """Registers a model factory under its function name (or `name`)."""
+
+    def wrap(f):
+        key = name or f.__name__
+        if key in _MODELS:
+            raise ValueError(f"model {key!r} is already registered.")
+        _MODELS[key] = f
+        _ROLES[key] = role
+        return f
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def list_models(pattern: str = "*", role: str | None = None) -> list[str]:
+    """Registered model names matching a glob `pattern`, optionally by role."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern) and (role is None or _ROLES[n] == role))
+
+
+def model_role(name: str) -> str:
+    """`"teacher"`, `"student"` or `"any"`: what the model is meant for."""
+    _check_name(name)
+    return _ROLES[name]
+
+
+def _check_name(name):
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}.")
+
+
+def create_model(name: str, num_classes: int, input_shape, weights: str | None = None, **kwargs) -> keras.Model:
+    """Builds a registered model.
+
+    Args:
+        name: a name from `list_models()`.
+        num_classes: number of output logits.
+        input_shape: shape of one raw input image, `(H, W, C)`, C = 1 or 3.
+        weights: `None` (random init), `"imagenet"` where keras.applications
+            provides it (downloads, so needs the internet), or a path to a
+            `.keras` or `.weights.h5` file saved from the same architecture.
+        **kwargs: factory options, e.g. `image_size`, `alpha`.
+
+    Raises:
+        ValueError: unknown name or option, bad shape, or weights that do not
+            fit the architecture.
+        FileNotFoundError: a weights path that does not exist.
+    """
+    _check_name(name)
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+    input_shape = tuple(int(d) for d in input_shape)
+    if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
+        raise ValueError(f"input_shape must be (height, width, 1 or 3), got {input_shape}.")
+    factory = _MODELS[name]
+    params = inspect.signature(factory).parameters
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        valid = [p for p in params if p not in ("num_classes", "input_shape", "weights")]
+        raise ValueError(f"model {name!r} got unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}.")
+    path = None
+    if weights not in (None, "", "imagenet"):
+        path = os.fspath(weights)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"weights file {path!r} for model {name!r} does not exist; check the path.")
+        weights = None
+    elif weights == "":
+        weights = None
+    if weights == "imagenet" and "weights" not in params:
+        raise ValueError(f"model {name!r} has no 'imagenet' weights; pass weights=None or a weights file.")
+    call_kwargs = dict(kwargs)
+    if "weights" in params:
+        call_kwargs["weights"] = weights
+    try:
+        model = factory(num_classes=num_classes, input_shape=input_shape, **call_kwargs)
+    except Exception as e:  # keras.applications raises several types when a download fails
+        if weights == "imagenet" and ("URL" in str(e) or "fetch" in str(e).lower() or "resolve" in str(e).lower()):
+            raise ValueError(
+                f"could not download 'imagenet' weights for {name!r} (no internet?); "
+                f"pass a local weights file instead."
+            ) from None
+        raise
+    if path is not None:
+        load_weights(model, path)
+    return model
+
+
+def load_weights(model: keras.Model, path: str) -> None:
+    """Loads `.keras` / `.weights.h5` weights into `model`, with a clear error."""
+    if not (path.endswith(".keras") or path.endswith(".weights.h5")):
+        raise ValueError(f"weights file {path!r} must end in .keras or .weights.h5.")
+    try:
+        model.load_weights(path)
+    except Exception as e:
+        raise ValueError(
+            f"weights file {path!r} does not fit model {model.name!r} "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+            f"use weights saved from the same architecture, num_classes and options."
+        ) from None
