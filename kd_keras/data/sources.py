@@ -1,0 +1,279 @@
+"""Image-classification data sources, each returning `DataSplits`.
+
+Sources:
+    digits  scikit-learn's `load_digits` (1,797 real 8x8 handwritten digits,
+            shipped inside scikit-learn): the offline default.
+    npz     arrays `x_train`, `y_train`, `x_test`, `y_test` in one `.npz`
+            (the format of `shared/data/*.npz`).
+    folder  a folder of class sub-folders, with optional `train/`, `val/`,
+            `test/` levels.
+    tfds    any TensorFlow Datasets name, with `data_dir`.
+
+Images stay raw (0-255, float32 in the pipeline); the models normalise.
+A validation split is always carved from the training data (never from
+test), so recipes can monitor training without touching the test split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+SOURCES = ("digits", "npz", "folder", "tfds")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclasses.dataclass
+class DataSplits:
+    """Unbatched `(image float32 HxWxC, label int32)` datasets plus metadata."""
+
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    test: tf.data.Dataset
+    num_classes: int
+    input_shape: tuple
+    num_train: int
+    num_val: int
+    num_test: int
+    class_names: list
+    description: str
+    synthetic: bool = False
+
+
+def load(source: str, path: str | None = None, name: str | None = None, data_dir: str | None = None,
+         image_size: int | None = None, val_fraction: float = 0.1, seed: int = 0, limit: int | None = None) -> DataSplits:
+    """Loads a classification dataset.
+
+    Args:
+        source: one of `SOURCES`.
+        path: file (npz) or folder (folder) to read.
+        name: the tfds dataset name (tfds).
+        data_dir: tfds data directory.
+        image_size: resize images to this square side when loading
+            (needed for folders and tfds sets of mixed sizes).
+        val_fraction: share of the training data held out for validation.
+        seed: seed of the train/validation split.
+        limit: keep at most this many training and test examples (smoke runs).
+
+    Raises:
+        ValueError: unknown source or malformed data.
+        FileNotFoundError: a missing path.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown dataset source {source!r}; valid sources: {', '.join(SOURCES)}.")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}.")
+    if source == "digits":
+        arrays, desc = _digits(), "sklearn load_digits (real 8x8 handwritten digits)"
+        return _from_arrays(*arrays, None, desc, val_fraction, seed, limit, image_size)
+    if source == "npz":
+        x_tr, y_tr, x_te, y_te, names = _npz(_require_path(path, "npz file", must_be_file=True))
+        return _from_arrays(x_tr, y_tr, x_te, y_te, names, f"npz {path}", val_fraction, seed, limit, image_size)
+    if source == "folder":
+        return _folder(_require_path(path, "image folder", must_be_file=False), image_size, val_fraction, seed, limit)
+    return _tfds(name, data_dir, image_size, val_fraction, limit)
+
+
+def _require_path(path, what: str, must_be_file: bool) -> str:
+    if not path:
+        raise ValueError(f"the {what} path is not set; pass data.path=... (or the recipe's data flag).")
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} {path!r} does not exist; check the path.")
+    if must_be_file and not os.path.isfile(path):
+        raise ValueError(f"{what} {path!r} is not a file.")
+    if not must_be_file and not os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} is not a folder.")
+    return path
+
+
+# ------------------------------------------------------------------ arrays
+def _digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    # Pixel values are 0..16; scale to the 0-255 range every model expects.
+    x = np.round(digits.images * (255.0 / 16.0)).astype("uint8")[..., None]
+    y = digits.target.astype("int32")
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
+    return x_tr, y_tr, x_te, y_te
+
+
+def _npz(path: str):
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise ValueError(f"cannot read npz file {path!r} ({type(e).__name__}); give a .npz made by numpy.savez.") from None
+    missing = [k for k in NPZ_KEYS if k not in data.files]
+    if missing:
+        raise ValueError(
+            f"npz file {path!r} lacks key(s) {', '.join(missing)}; it needs {', '.join(NPZ_KEYS)} "
+            f"(found: {', '.join(data.files) or 'none'})."
+        )
+    names = [str(n) for n in data["class_names"]] if "class_names" in data.files else None
+    return data["x_train"], data["y_train"], data["x_test"], data["y_test"], names
+
+
+def _as_images(x, where: str):
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise ValueError(f"{where} must hold images (N, H, W) or (N, H, W, 1|3), got shape {x.shape}.")
+    return x
+
+
+def _as_labels(y, n: int, where: str):
+    y = np.asarray(y).reshape(-1)
+    if y.shape[0] != n:
+        raise ValueError(f"{where} has {y.shape[0]} labels for {n} images.")
+    if not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+        raise ValueError(f"{where} must hold integer class ids >= 0, got dtype {y.dtype}.")
+    return y.astype("int32")
+
+
+def _split_val(n: int, val_fraction: float, seed: int):
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_fraction))
+    return order[n_val:], order[:n_val]
+
+
+def _from_arrays(x_tr, y_tr, x_te, y_te, class_names, desc, val_fraction, seed, limit, image_size):
+    x_tr, x_te = _as_images(x_tr, "x_train"), _as_images(x_te, "x_test")
+    y_tr, y_te = _as_labels(y_tr, len(x_tr), "y_train"), _as_labels(y_te, len(x_te), "y_test")
+    if x_tr.shape[1:] != x_te.shape[1:]:
+        raise ValueError(f"x_train images are {x_tr.shape[1:]} but x_test images are {x_te.shape[1:]}.")
+    num_classes = int(max(y_tr.max(), y_te.max())) + 1
+    if class_names is not None and len(class_names) >= num_classes:
+        num_classes = len(class_names)
+    if limit:
+        x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
+    tr_idx, val_idx = _split_val(len(x_tr), val_fraction, seed)
+
+    def ds(x, y):
+        d = tf.data.Dataset.from_tensor_slices((x, y))
+        return d.map(lambda i, l: (_resize(tf.cast(i, tf.float32), image_size), l), num_parallel_calls=tf.data.AUTOTUNE)
+
+    shape = tuple(x_tr.shape[1:]) if not image_size else (image_size, image_size, x_tr.shape[-1])
+    return DataSplits(
+        train=ds(x_tr[tr_idx], y_tr[tr_idx]), val=ds(x_tr[val_idx], y_tr[val_idx]), test=ds(x_te, y_te),
+        num_classes=num_classes, input_shape=shape, num_train=len(tr_idx), num_val=len(val_idx),
+        num_test=len(x_te), class_names=class_names or [str(i) for i in range(num_classes)], description=desc,
+    )
+
+
+def _resize(image, image_size):
+    if not image_size:
+        return image
+    return tf.image.resize(image, (image_size, image_size), method="bilinear")
+
+
+# ------------------------------------------------------------------ folder
+def _list_classes(root: Path):
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files, labels = [], []
+    for i, c in enumerate(classes):
+        for f in sorted((root / c).rglob("*")):
+            if f.suffix.lower() in IMAGE_EXTENSIONS:
+                files.append(str(f))
+                labels.append(i)
+    return classes, files, labels
+
+
+def _folder(path: str, image_size, val_fraction, seed, limit):
+    root = Path(path)
+    has_splits = (root / "train").is_dir()
+    classes, files, labels = _list_classes(root / "train" if has_splits else root)
+    if not classes or not files:
+        raise ValueError(f"image folder {path!r} has no class sub-folders with images ({', '.join(IMAGE_EXTENSIONS)}).")
+    files, labels = np.array(files), np.array(labels, "int32")
+    if has_splits and (root / "test").is_dir():
+        test_classes, test_files, test_labels = _list_classes(root / "test")
+        if test_classes != classes:
+            raise ValueError(f"{path}/test has classes {test_classes}, but {path}/train has {classes}.")
+        test_files, test_labels = np.array(test_files), np.array(test_labels, "int32")
+        train_idx = np.arange(len(files))
+    else:  # no test split on disk: hold out 20% deterministically
+        train_idx, test_idx = _split_val(len(files), 0.2, seed + 1)
+        test_files, test_labels = files[test_idx], labels[test_idx]
+    files, labels = files[train_idx], labels[train_idx]
+    if limit:
+        files, labels, test_files, test_labels = files[:limit], labels[:limit], test_files[:limit], test_labels[:limit]
+    tr, va = _split_val(len(files), val_fraction, seed)
+    first = tf.io.decode_image(tf.io.read_file(files[0]), expand_animations=False)
+    channels = 3 if first.shape[-1] in (3, 4) else 1
+    if image_size is None:
+        image_size = int(max(first.shape[0], first.shape[1]))
+
+    def ds(f, l):
+        def read(fname, label):
+            img = tf.io.decode_image(tf.io.read_file(fname), channels=channels, expand_animations=False)
+            img = tf.image.resize(tf.cast(img, tf.float32), (image_size, image_size), method="bilinear")
+            return tf.ensure_shape(img, (image_size, image_size, channels)), label
+
+        return tf.data.Dataset.from_tensor_slices((f, l)).map(read, num_parallel_calls=tf.data.AUTOTUNE)
+
+    return DataSplits(
+        train=ds(files[tr], labels[tr]), val=ds(files[va], labels[va]), test=ds(test_files, test_labels),
+        num_classes=len(classes), input_shape=(image_size, image_size, channels), num_train=len(tr),
+        num_val=len(va), num_test=len(test_files), class_names=classes, description=f"folder {path}",
+    )
+
+
+# -------------------------------------------------------------------- tfds
+def _tfds(name, data_dir, image_size, val_fraction, limit):
+    import tensorflow_datasets as tfds
+
+    if not name:
+        raise ValueError("the tfds dataset name is not set; pass data.name=... (e.g. 'cifar10').")
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as e:
+        raise ValueError(f"unknown tfds dataset {name!r} ({str(e).splitlines()[0][:120]}).") from None
+    splits = builder.info.splits
+    test_split = "test" if "test" in splits else ("validation" if "validation" in splits else None)
+    if "train" not in splits or test_split is None:
+        raise ValueError(f"tfds dataset {name!r} needs a 'train' and a 'test' or 'validation' split; has {list(splits)}.")
+    pct = int(round(val_fraction * 100))
+    if test_split == "test" and "validation" in splits:
+        train_s, val_s = "train", "validation"
+    elif pct:
+        train_s, val_s = f"train[{pct}%:]", f"train[:{pct}%]"
+    else:
+        train_s, val_s = "train", "train[:0%]"
+    try:
+        builder.download_and_prepare()
+        tr, va, te = (builder.as_dataset(split=s, as_supervised=True) for s in (train_s, val_s, test_split))
+    except Exception as e:
+        raise ValueError(
+            f"could not load tfds dataset {name!r} ({type(e).__name__}); download it where there is internet, "
+            f"or set data.data_dir to a folder that holds it."
+        ) from None
+    label = builder.info.features["label"]
+    shape = tuple(builder.info.features["image"].shape)
+    if image_size is None and None in shape[:2]:
+        raise ValueError(f"tfds dataset {name!r} has images of varying size {shape}; set data.image_size.")
+    channels = shape[-1] or 3
+    out_shape = (image_size, image_size, channels) if image_size else shape
+
+    def prep(img, lab):
+        return _resize(tf.cast(img, tf.float32), image_size), tf.cast(lab, tf.int32)
+
+    def count(s):
+        return builder.info.splits[s].num_examples
+
+    if limit:
+        tr, va, te = tr.take(limit), va.take(limit), te.take(limit)
+    return DataSplits(
+        train=tr.map(prep, num_parallel_calls=tf.data.AUTOTUNE), val=va.map(prep, num_parallel_calls=tf.data.AUTOTUNE),
+        test=te.map(prep, num_parallel_calls=tf.data.AUTOTUNE), num_classes=label.num_classes, input_shape=out_shape,
+        num_train=min(count(train_s), limit or 10**12), num_val=min(count(val_s), limit or 10**12),
+        num_test=min(count(test_split), limit or 10**12), class_names=list(label.names),
+        description=f"tfds {name}",
+    )
