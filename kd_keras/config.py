@@ -1,0 +1,336 @@
+"""Recipe configs: frozen dataclasses, read from TOML, overridden by `--set`.
+
+A recipe is one TOML file in `recipes/`. Every key has a default here, so a
+file states only what differs. Unknown keys are errors that list the valid
+ones, and values are type-checked, so a typo never silently falls back to a
+default.
+
+Example:
+    >>> cfg = load_config("recipes/digits.toml", overrides=["train.epochs=3"])
+    >>> cfg.train.epochs
+    3
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from pathlib import Path
+
+from kd_keras.data.augment import AugmentConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are batched.
+
+    Attributes:
+        source: "digits", "npz", "folder" or "tfds".
+        path: npz file or image folder.
+        path_env: environment variable read for `path` when `path` is empty.
+        name: tfds dataset name.
+        data_dir: tfds data directory.
+        image_size: resize images to this side when loading (0: keep).
+        val_fraction: share of the training split held out for validation.
+        batch_size: training batch size.
+        limit: keep at most this many train/test examples (0: all).
+    """
+
+    source: str = "digits"
+    path: str = ""
+    path_env: str = ""
+    name: str = ""
+    data_dir: str = ""
+    image_size: int = 0
+    val_fraction: float = 0.1
+    batch_size: int = 64
+    limit: int = 0
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+
+    def resolved_path(self) -> str:
+        if self.path:
+            return self.path
+        if self.path_env and os.environ.get(self.path_env):
+            return os.environ[self.path_env]
+        if self.source in ("npz", "folder"):
+            hint = f"set ${self.path_env} or " if self.path_env else ""
+            raise ValueError(f"data.path is empty for source {self.source!r}; {hint}pass --data PATH.")
+        return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """A registered model.
+
+    Attributes:
+        model: a name from `kd_keras.list_models()`.
+        options: factory options, e.g. `{ image_size = 32, alpha = 0.5 }`.
+        weights: `"imagenet"` or a `.keras`/`.weights.h5` path to start from.
+    """
+
+    model: str = "small_cnn"
+    options: dict = dataclasses.field(default_factory=dict)
+    weights: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherConfig(ModelConfig):
+    """The teacher: loaded from `weights`, or trained by the recipe.
+
+    Attributes:
+        train_if_missing: if `weights` does not exist, train the teacher
+            (and save it in the output dir) instead of failing.
+        epochs: teacher training epochs (0: `train.epochs`).
+        learning_rate: teacher learning rate (0: `train.learning_rate`).
+    """
+
+    model: str = "resnet20"
+    train_if_missing: bool = False
+    epochs: int = 0
+    learning_rate: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, shared by the baseline and every KD student.
+
+    Attributes:
+        epochs: training epochs.
+        optimizer: "adam", "adamw" or "sgd" (momentum 0.9, Nesterov).
+        learning_rate: peak learning rate.
+        weight_decay: decoupled weight decay (0: off).
+        schedule: "cosine" or "constant".
+        warmup_epochs: linear warm-up epochs of the cosine schedule.
+        seed: seed of weights, shuffling and augmentation.
+    """
+
+    epochs: int = 20
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """One distillation term: a registered method, its weight and options.
+
+    Any other key in the TOML table is an option of the method, e.g.
+    `{ method = "kd", weight = 1.0, temperature = 4.0 }`.
+    """
+
+    method: str = "kd"
+    weight: float = 1.0
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig:
+    """One KD student: its losses and the hard-label weight.
+
+    Attributes:
+        name: name of this student in the results.
+        student_loss_weight: weight of the hard-label loss, in [0, 1].
+        losses: the distillation terms.
+    """
+
+    name: str = "kd"
+    student_loss_weight: float = 0.5
+    losses: tuple = (LossConfig(),)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    """How models are measured.
+
+    Attributes:
+        latency_runs: timed batch-1 runs (median reported; >= 20).
+        throughput_batch: batch size of the throughput measurement.
+    """
+
+    latency_runs: int = 30
+    throughput_batch: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole recipe.
+
+    Attributes:
+        name: recipe name (default output dir `runs/<name>`).
+        description: what the recipe reproduces.
+        command: the command that runs it.
+        expected: the measured result, as text, kept with the recipe.
+    """
+
+    name: str = "recipe"
+    description: str = ""
+    command: str = ""
+    expected: str = ""
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    teacher: TeacherConfig = dataclasses.field(default_factory=TeacherConfig)
+    student: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    distill: tuple = (DistillConfig(),)
+    report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
+
+
+# ------------------------------------------------------------------ parsing
+_LIST_OF = {("Config", "distill"): DistillConfig, ("DistillConfig", "losses"): LossConfig}
+
+
+def from_dict(cls, data: dict, where: str = ""):
+    """Builds dataclass `cls` from a dict, checking keys and value types."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where or 'config'} must be a table, got {data!r}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    if cls is LossConfig:  # method options sit beside method and weight
+        data = dict(data)
+        options = {k: data.pop(k) for k in list(data) if k not in ("method", "weight", "options")}
+        data["options"] = {**data.get("options", {}), **options}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s) {', '.join(where + k for k in unknown)}; "
+            f"valid keys{' in ' + where.rstrip('.') if where else ''}: {', '.join(fields)}."
+        )
+    kwargs = {}
+    for key, value in data.items():
+        hint, path = hints[key], f"{where}{key}"
+        item_cls = _LIST_OF.get((cls.__name__, key))
+        if item_cls is not None:
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"{path} must be a list of tables, got {value!r}.")
+            kwargs[key] = tuple(from_dict(item_cls, v, f"{path}.{i}.") for i, v in enumerate(value))
+        elif dataclasses.is_dataclass(hint):
+            kwargs[key] = from_dict(hint, value, f"{path}.")
+        else:
+            kwargs[key] = _check_type(value, hint, path)
+    return cls(**kwargs)
+
+
+def _check_type(value, hint, path):
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif hint is str:
+        ok = isinstance(value, str)
+    elif hint is dict:
+        ok = isinstance(value, dict)
+    else:
+        ok = True
+    if not ok:
+        raise ValueError(f"config key {path} must be of type {hint.__name__}, got {value!r}.")
+    return value
+
+
+def to_dict(cfg) -> dict:
+    """The config as plain TOML-able data (what results.json records)."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            v = to_dict(v)
+        elif isinstance(v, tuple):
+            v = [to_dict(x) if dataclasses.is_dataclass(x) else x for x in v]
+        out[f.name] = v
+    return out
+
+
+def parse_value(text: str):
+    """Parses a `--set` value as TOML (`3`, `0.5`, `true`, `[1, 2]`, `{a = 1}`),
+    falling back to a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Applies `a.b.0.c=value` to nested dicts/lists in place."""
+    if "=" not in assignment:
+        raise ValueError(f"--set expects key=value, got {assignment!r}.")
+    key, text = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(node, list):
+            node = _list_item(node, part, key)
+            continue
+        if part not in node:
+            node[part] = [] if nxt.isdigit() else {}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        idx = int(last) if last.isdigit() else None
+        if idx is None or idx >= len(node):
+            raise ValueError(f"--set {key}: index {last!r} is out of range (list has {len(node)} items).")
+        node[idx] = parse_value(text.strip())
+    else:
+        node[last] = parse_value(text.strip())
+
+
+def _list_item(node: list, part: str, key: str):
+    if not part.isdigit():
+        raise ValueError(f"--set {key}: {part!r} must be a list index.")
+    idx = int(part)
+    if idx == len(node):
+        node.append({})
+    if idx >= len(node):
+        raise ValueError(f"--set {key}: index {idx} is out of range (list has {len(node)} items).")
+    return node[idx]
+
+
+def find_file(path: str | os.PathLike) -> Path:
+    """Resolves a path relative to the working directory, then to the repository."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    in_repo = REPO_ROOT / p
+    return in_repo if in_repo.exists() else p
+
+
+def load_config(path: str | os.PathLike | None, overrides=(), smoke: bool = False) -> Config:
+    """Reads a TOML recipe, applies `key=value` overrides and the smoke switch.
+
+    Args:
+        path: a TOML file, or `None` for the built-in defaults.
+        overrides: `key=value` strings, e.g. `"train.epochs=3"`.
+        smoke: shrink the run to seconds (1 epoch, 256 examples, 20 timing
+            runs) to check that a recipe works end to end.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: bad TOML, unknown keys, wrong types.
+    """
+    data: dict = {}
+    if path is not None:
+        p = find_file(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config file {os.fspath(path)!r} does not exist; see the recipes/ folder.")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"config file {os.fspath(p)!r} is not valid TOML: {e}.") from None
+    for assignment in overrides:
+        apply_override(data, assignment)
+    if smoke:
+        data.setdefault("train", {}).update(epochs=1, warmup_epochs=0)
+        data.setdefault("teacher", {}).update(epochs=1)
+        data.setdefault("data", {})
+        data["data"]["limit"] = min(data["data"].get("limit") or 256, 256)
+        data["data"]["batch_size"] = min(data["data"].get("batch_size", 64), 32)
+        data.setdefault("report", {}).update(latency_runs=20, throughput_batch=8)
+    return from_dict(Config, data)

@@ -1,0 +1,1 @@
+"""Recipes: `python -m kd_keras.recipes.<task>` over one shared runner."""

@@ -1,0 +1,57 @@
+"""Command line shared by the task recipes: one-line errors, non-zero exits."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from kd_keras.callbacks import TrainingDiverged
+from kd_keras.config import find_file, load_config
+
+EXIT_USER_ERROR = 2
+EXIT_DIVERGED = 3
+
+
+def parser(task: str, default_config: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"python -m kd_keras.recipes.{task}",
+        description=f"Train a teacher, a no-teacher baseline and KD students for {task}, and compare them.",
+    )
+    p.add_argument("--config", default=default_config, help=f"recipe TOML file (default: {default_config})")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.epochs=3 (repeatable)")
+    p.add_argument("--data", help="dataset path (npz file or folder); same as --set data.path=PATH")
+    p.add_argument("--out", help="output dir for models and results (default: runs/<recipe name>)")
+    p.add_argument("--smoke", action="store_true", help="shrink the run to seconds (1 epoch, 256 examples)")
+    p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    return p
+
+
+def main(task_name: str, default_config: str, argv=None) -> int:
+    """Parses arguments, runs the recipe, and turns user errors into one line."""
+    args = parser(task_name, default_config).parse_args(argv)
+    try:
+        from kd_keras.recipes.runner import run
+        from kd_keras.tasks import TASKS
+
+        overrides = list(args.overrides) + ([f"data.path={_quote(args.data)}"] if args.data else [])
+        cfg = load_config(args.config, overrides, smoke=args.smoke)
+        out = args.out or os.path.join("runs", cfg.name + ("_smoke" if args.smoke else ""))
+        run(cfg, TASKS[task_name](), out, overwrite=args.overwrite)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return 0
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def default_config_path(name: str) -> str:
+    """`recipes/<name>` in the working directory or the repository."""
+    return str(find_file(os.path.join("recipes", name)))

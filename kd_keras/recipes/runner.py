@@ -1,0 +1,256 @@
+"""The one recipe runner: teacher, baseline and KD students, measured side by side.
+
+Every model trains through `kd_keras.Distiller.fit`; the teacher and the
+baseline are the same loop without a teacher. The baseline and every KD
+student start from the same initial weights and share the epochs,
+optimizer, schedule and augmentation, so the table compares like with like.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from kd_keras import report
+from kd_keras.callbacks import NaNGuard, TrainingDiverged
+from kd_keras.config import Config, find_file, to_dict
+from kd_keras.distiller import Distiller
+from kd_keras.losses import create_loss
+from kd_keras.models import create_model, list_models
+
+RESULT_FILES = ("results.json", "results.md")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("cosine", "constant")
+RESERVED = ("teacher", "baseline")
+
+
+def check_out_dir(out_dir: str, overwrite: bool) -> None:
+    """Refuses an output dir that holds results, unless `overwrite`."""
+    held = [f for f in RESULT_FILES if os.path.exists(os.path.join(out_dir, f))]
+    if held and not overwrite:
+        raise ValueError(
+            f"output dir {out_dir!r} already holds results ({', '.join(held)}); "
+            f"pass --overwrite to replace them or choose another --out."
+        )
+
+
+def validate(cfg: Config) -> list:
+    """Checks the whole config before anything trains; returns the loss plans.
+
+    Returns:
+        One `(DistillConfig, [loss objects])` pair per KD student.
+    """
+    known = list_models()
+    for role, m in (("teacher", cfg.teacher), ("student", cfg.student)):
+        if m.model not in known:
+            raise ValueError(f"unknown {role} model {m.model!r}; registered models: {', '.join(known)}.")
+    t = cfg.train
+    if t.optimizer not in OPTIMIZERS:
+        raise ValueError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {t.optimizer!r}.")
+    if t.schedule not in SCHEDULES:
+        raise ValueError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {t.schedule!r}.")
+    if t.epochs < 1 or cfg.teacher.epochs < 0:
+        raise ValueError(f"train.epochs must be >= 1 and teacher.epochs >= 0, got {t.epochs} and {cfg.teacher.epochs}.")
+    if not t.learning_rate > 0 or cfg.teacher.learning_rate < 0:
+        raise ValueError(f"train.learning_rate must be > 0, got {t.learning_rate}.")
+    if cfg.report.latency_runs < 20:
+        raise ValueError(f"report.latency_runs must be >= 20, got {cfg.report.latency_runs}.")
+    plans, names = [], set()
+    for i, d in enumerate(cfg.distill):
+        where = f"distill.{i}"
+        if d.name in RESERVED or d.name in names or not d.name:
+            raise ValueError(f"{where}.name must be unique and not {' or '.join(RESERVED)}, got {d.name!r}.")
+        names.add(d.name)
+        if not 0.0 <= d.student_loss_weight <= 1.0:
+            raise ValueError(f"{where}.student_loss_weight must be between 0.0 and 1.0, got {d.student_loss_weight}.")
+        if not d.losses:
+            raise ValueError(f"{where}.losses is empty; give at least one, e.g. {{ method = \"kd\" }}.")
+        losses = []
+        for j, l in enumerate(d.losses):
+            if l.weight < 0:
+                raise ValueError(f"{where}.losses.{j}.weight must be >= 0, got {l.weight}.")
+            try:
+                losses.append(create_loss(l.method, **l.options))
+            except ValueError as e:
+                raise ValueError(f"{where}.losses.{j}: {e}") from None
+        plans.append((d, losses))
+    return plans
+
+
+def make_optimizer(t, learning_rate: float, epochs: int, steps_per_epoch: int):
+    """Optimizer and schedule from a `TrainConfig`."""
+    lr = learning_rate
+    if t.schedule == "cosine":
+        warm = t.warmup_epochs * steps_per_epoch
+        total = max(epochs * steps_per_epoch - warm, 1)
+        lr = keras.optimizers.schedules.CosineDecay(0.0 if warm else learning_rate, total,
+                                                    warmup_target=learning_rate if warm else None, warmup_steps=warm)
+    wd = t.weight_decay or None
+    if t.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd)
+    if t.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=t.weight_decay or 1e-4)
+    return keras.optimizers.Adam(lr, weight_decay=wd)
+
+
+def save_model(model: keras.Model, path: str) -> int:
+    """Saves atomically (no half-written file on failure); returns the size in bytes."""
+    tmp = path[: -len(".keras")] + ".partial.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+    return os.path.getsize(path)
+
+
+class Runner:
+    """Runs one recipe for a task; see `run`."""
+
+    def __init__(self, cfg: Config, task, out_dir: str, overwrite: bool = False, log=print):
+        self.cfg, self.task, self.out_dir, self.log = cfg, task, out_dir, log
+        check_out_dir(out_dir, overwrite)
+        self.plans = validate(cfg)
+
+    # ---------------------------------------------------------------- train
+    def _fit(self, role: str, name: str, student, teacher=None, losses=(), loss_weights=None,
+             student_loss_weight=None, epochs=None, learning_rate=None):
+        cfg, t = self.cfg, self.cfg.train
+        epochs = epochs or t.epochs
+        distiller = Distiller(student, teacher, losses, loss_weights, student_loss_weight, name=f"{name}_distiller")
+        distiller.compile(optimizer=make_optimizer(t, learning_rate or t.learning_rate, epochs, self.steps),
+                          loss=self.task.hard_loss(), metrics=self.task.metrics())
+        guard = NaNGuard(student.weights + [w for layer in distiller.loss_layers for w in layer.weights])
+        self.log(f"\n== training {name} ({role}: {student.name}, {student.count_params():,} params, {epochs} epochs)")
+        keras.utils.set_random_seed(t.seed)
+        start = time.perf_counter()
+        distiller.fit(self.train_ds, validation_data=self.val_ds, epochs=epochs, callbacks=[guard],
+                      verbose=2, shuffle=False)
+        seconds = time.perf_counter() - start
+        if guard.diverged_epoch is not None:
+            path = os.path.join(self.out_dir, f"{name}.keras")
+            save_model(student, path)
+            raise TrainingDiverged(
+                f"training of {name!r} diverged: the loss became NaN/inf in epoch {guard.diverged_epoch}; "
+                f"kept the weights of epoch {guard.last_good_epoch} in {path}; lower train.learning_rate."
+            )
+        return seconds
+
+    def _new_model(self, m, seed: int, weights=None):
+        keras.utils.set_random_seed(seed)
+        return create_model(m.model, self.splits.num_classes, self.splits.input_shape,
+                            weights=weights if weights is not None else (m.weights or None), **m.options)
+
+    def _teacher(self):
+        tc = self.cfg.teacher
+        if tc.weights and tc.weights != "imagenet":
+            path = find_file(tc.weights)
+            if path.exists():
+                self.log(f"\n== teacher: loading {tc.model} from {path}")
+                return self._new_model(tc, self.cfg.train.seed, weights=str(path)), None, f"loaded from {tc.weights}"
+            if not tc.train_if_missing:
+                raise FileNotFoundError(
+                    f"teacher weights {tc.weights!r} do not exist; fix teacher.weights, or set "
+                    f"teacher.train_if_missing=true to train the teacher."
+                )
+            self.log(f"\n== teacher weights {tc.weights} not found: training the teacher")
+            model = self._new_model(tc, self.cfg.train.seed + 1, weights="")
+        else:
+            model = self._new_model(tc, self.cfg.train.seed + 1)
+        seconds = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
+                            learning_rate=tc.learning_rate or None)
+        return model, seconds, "trained by this run"
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict:
+        cfg = self.cfg
+        os.makedirs(self.out_dir, exist_ok=True)
+        self.splits = self.task.load(cfg.data, cfg.train.seed)
+        s = self.splits
+        self.log(f"data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}: {s.num_train} train / "
+                 f"{s.num_val} val / {s.num_test} test, {s.num_classes} classes, images {s.input_shape}")
+        self.train_ds, self.val_ds, self.test_ds = self.task.pipelines(s, cfg.data, cfg.train.seed)
+        self.steps = max(1, math.ceil(s.num_train / cfg.data.batch_size))
+
+        rows = []
+        teacher, seconds, source = self._teacher()
+        rows.append(self._row("teacher", "teacher", teacher, seconds, None, source))
+
+        baseline = self._new_model(cfg.student, cfg.train.seed)
+        rows.append(self._row("baseline", "baseline", baseline, self._fit("baseline", "baseline", baseline), None))
+
+        for d, losses in self.plans:
+            student = self._new_model(cfg.student, cfg.train.seed)  # same init as the baseline
+            seconds = self._fit("kd", d.name, student, teacher, losses, [l.weight for l in d.losses],
+                                d.student_loss_weight)
+            kd = {"student_loss_weight": d.student_loss_weight,
+                  "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses]}
+            rows.append(self._row(d.name, "kd", student, seconds, kd))
+        return self._write(rows)
+
+    def _row(self, name, role, model, seconds, kd, source=None) -> dict:
+        path = os.path.join(self.out_dir, f"{name}.keras")
+        size = save_model(model, path)
+        metrics = self.task.evaluate(model, self.test_ds)
+        shape = self.splits.input_shape
+        row = {
+            "name": name, "role": role, "arch": model.name, "params": int(model.count_params()),
+            "size_bytes": size, "file": f"{name}.keras", **metrics,
+            "latency_ms_b1": report.latency_ms(model, shape, self.cfg.report.latency_runs),
+            "latency_runs": self.cfg.report.latency_runs,
+            "throughput": report.throughput(model, shape, self.cfg.report.throughput_batch),
+            "throughput_batch": self.cfg.report.throughput_batch,
+            "train_seconds": seconds, "kd": kd,
+        }
+        if source:
+            row["source"] = source
+        self.log(f"   {name}: test {self.task.metric} {100 * metrics[self.task.metric]:.2f}%")
+        return row
+
+    def _write(self, rows) -> dict:
+        metric, cfg, s = self.task.metric, self.cfg, self.splits
+        by_role = {r["role"]: r for r in rows if r["role"] != "kd"}
+        t_val, b_val = by_role["teacher"][metric], by_role["baseline"][metric]
+        for r in rows:
+            if r["role"] == "kd":
+                gap = t_val - b_val
+                r["gap_recovered"] = (r[metric] - b_val) / gap if gap > 0 else None
+        results = {
+            "recipe": cfg.name, "task": self.task.name, "metric": metric,
+            "data": {"description": s.description, "synthetic": s.synthetic, "num_train": s.num_train,
+                     "num_val": s.num_val, "num_test": s.num_test, "num_classes": s.num_classes,
+                     "input_shape": list(s.input_shape)},
+            "models": rows,
+            "environment": {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+                            "tensorflow": tf.__version__, "keras": keras.__version__,
+                            "python": platform.python_version(), "cpus": os.cpu_count(),
+                            "gpus": len(tf.config.list_physical_devices("GPU"))},
+            "config": to_dict(cfg),
+        }
+        table = report.markdown_table(rows, metric)
+        lines = [f"# {cfg.name}: {self.task.name} results", "",
+                 f"Data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}, {s.num_train} train / "
+                 f"{s.num_val} val / {s.num_test} test images. {metric} is on the test split.", "", table, ""]
+        for r in rows:
+            if r["role"] == "kd":
+                g = r["gap_recovered"]
+                lines.append(f"- {r['name']}: {100 * (r[metric] - b_val):+.2f} pt vs baseline; " + (
+                    f"recovers {100 * g:.1f}% of the teacher-baseline gap." if g is not None
+                    else "the baseline is not below the teacher, so there is no gap to recover."))
+        lines += ["", f"Latency: median of {cfg.report.latency_runs} batch-1 runs, Keras on "
+                      f"{os.cpu_count()} CPU cores; throughput at batch {cfg.report.throughput_batch}."]
+        md = "\n".join(lines) + "\n"
+        report.write_json_atomic(os.path.join(self.out_dir, "results.json"), results)
+        report.write_text_atomic(os.path.join(self.out_dir, "results.md"), md)
+        self.log("\n" + md)
+        self.log(f"results and models saved in {Path(self.out_dir).resolve()}")
+        return results
+
+
+def run(cfg: Config, task, out_dir: str, overwrite: bool = False, log=print) -> dict:
+    """Runs a recipe end to end and writes `results.json`/`results.md` in `out_dir`."""
+    return Runner(cfg, task, out_dir, overwrite, log).run()

@@ -1,0 +1,50 @@
+"""What is specific to image classification: data, hard loss, metric."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from kd_keras import data as kd_data
+
+
+class ClassificationTask:
+    """Image classification: logits out, cross-entropy in, top-1 accuracy reported.
+
+    Labels are one-hot in the pipeline (so MixUp/CutMix can soften them), the
+    hard-label loss is categorical cross-entropy on logits, and `"kd"` is the
+    default distillation method.
+    """
+
+    name = "classification"
+    metric = "accuracy"
+    default_losses = ("kd",)
+
+    def load(self, cfg, seed: int) -> kd_data.DataSplits:
+        """Loads the splits described by a `DataConfig`."""
+        return kd_data.load(cfg.source, path=cfg.resolved_path() or None, name=cfg.name or None,
+                            data_dir=cfg.data_dir or None, image_size=cfg.image_size or None,
+                            val_fraction=cfg.val_fraction, seed=seed, limit=cfg.limit or None)
+
+    def pipelines(self, splits, cfg, seed: int):
+        """Returns the (train, val, test) batched datasets."""
+        make = kd_data.classification_pipeline
+        train = make(splits.train, splits.num_classes, splits.input_shape, cfg.batch_size, True, cfg.augment, seed)
+        eval_batch = max(cfg.batch_size, 128)
+        val = make(splits.val, splits.num_classes, splits.input_shape, eval_batch, False) if splits.num_val else None
+        test = make(splits.test, splits.num_classes, splits.input_shape, eval_batch, False)
+        return train, val, test
+
+    def hard_loss(self):
+        return keras.losses.CategoricalCrossentropy(from_logits=True)
+
+    def metrics(self):
+        return [keras.metrics.CategoricalAccuracy(name=self.metric)]
+
+    def evaluate(self, model: keras.Model, dataset) -> dict:
+        """Top-1 accuracy of `model` (inference mode) on a batched dataset."""
+        accuracy = keras.metrics.CategoricalAccuracy()
+        forward = tf.function(lambda x: model(x, training=False))
+        for x, y in dataset:
+            accuracy.update_state(y, forward(x))
+        return {self.metric: float(accuracy.result())}
