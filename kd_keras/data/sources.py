@@ -236,44 +236,43 @@ def _tfds(name, data_dir, image_size, val_fraction, limit):
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as e:
         raise ValueError(f"unknown tfds dataset {name!r} ({str(e).splitlines()[0][:120]}).") from None
-    splits = builder.info.splits
-    test_split = "test" if "test" in splits else ("validation" if "validation" in splits else None)
-    if "train" not in splits or test_split is None:
-        raise ValueError(f"tfds dataset {name!r} needs a 'train' and a 'test' or 'validation' split; has {list(splits)}.")
+    known = list(builder.info.splits)  # empty until prepared (or under tfds.testing.mock_data)
+    if known and ("train" not in known or not {"test", "validation"} & set(known)):
+        raise ValueError(f"tfds dataset {name!r} needs a 'train' and a 'test' or 'validation' split; has {known}.")
+    test_split = "test" if not known or "test" in known else "validation"
     pct = int(round(val_fraction * 100))
-    if test_split == "test" and "validation" in splits:
+    if test_split == "test" and "validation" in known:
         train_s, val_s = "train", "validation"
-    elif pct:
-        train_s, val_s = f"train[{pct}%:]", f"train[:{pct}%]"
     else:
-        train_s, val_s = "train", "train[:0%]"
+        train_s, val_s = f"train[{pct}%:]", f"train[:{pct}%]"
     try:
-        builder.download_and_prepare()
-        tr, va, te = (builder.as_dataset(split=s, as_supervised=True) for s in (train_s, val_s, test_split))
+        tr, va, te = tfds.load(name, split=[train_s, val_s, test_split], data_dir=data_dir, as_supervised=True)
     except Exception as e:
         raise ValueError(
-            f"could not load tfds dataset {name!r} ({type(e).__name__}); download it where there is internet, "
-            f"or set data.data_dir to a folder that holds it."
+            f"could not load tfds dataset {name!r} ({type(e).__name__}: {str(e).splitlines()[0][:100]}); "
+            f"download it where there is internet, or set data.data_dir to a folder that holds it."
         ) from None
     label = builder.info.features["label"]
     shape = tuple(builder.info.features["image"].shape)
     if image_size is None and None in shape[:2]:
         raise ValueError(f"tfds dataset {name!r} has images of varying size {shape}; set data.image_size.")
-    channels = shape[-1] or 3
-    out_shape = (image_size, image_size, channels) if image_size else shape
+    out_shape = (image_size, image_size, shape[-1] or 3) if image_size else shape
 
     def prep(img, lab):
         return _resize(tf.cast(img, tf.float32), image_size), tf.cast(lab, tf.int32)
 
-    def count(s):
-        return builder.info.splits[s].num_examples
-
     if limit:
         tr, va, te = tr.take(limit), va.take(limit), te.take(limit)
+    tr, va, te = (d.map(prep, num_parallel_calls=tf.data.AUTOTUNE) for d in (tr, va, te))
     return DataSplits(
-        train=tr.map(prep, num_parallel_calls=tf.data.AUTOTUNE), val=va.map(prep, num_parallel_calls=tf.data.AUTOTUNE),
-        test=te.map(prep, num_parallel_calls=tf.data.AUTOTUNE), num_classes=label.num_classes, input_shape=out_shape,
-        num_train=min(count(train_s), limit or 10**12), num_val=min(count(val_s), limit or 10**12),
-        num_test=min(count(test_split), limit or 10**12), class_names=list(label.names),
+        train=tr, val=va, test=te, num_classes=label.num_classes, input_shape=out_shape,
+        num_train=_count(tr), num_val=_count(va), num_test=_count(te), class_names=list(label.names),
         description=f"tfds {name}",
     )
+
+
+def _count(ds: tf.data.Dataset) -> int:
+    n = int(ds.cardinality())
+    if n >= 0:
+        return n
+    return int(ds.reduce(0, lambda c, _: c + 1))  # one pass, only when tfds cannot tell

@@ -1,0 +1,86 @@
+"""Every registered model builds, eats raw images and round-trips its weights."""
+
+import keras
+import numpy as np
+import pytest
+
+from kd_keras.models import create_model, list_models, model_role
+
+# Keras applications need >= 32 px; BiT and EfficientNet default to 224/300.
+SMALL = {"image_size": 32}
+
+
+def options(name):
+    return SMALL if name.startswith(("bit", "efficientnet", "mobilenet", "resnet50", "resnet101")) else {}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_builds_runs_and_round_trips_weights(name, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = create_model(name, 5, (16, 16, 3), **options(name))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    out = model(x, training=False).numpy()
+    assert out.shape == (2, 5) and np.isfinite(out).all()
+    assert model.get_layer("logits").activation.__name__ == "linear"
+    path = str(tmp_path / f"{name}.weights.h5")
+    model.save_weights(path)
+    keras.utils.set_random_seed(1)
+    fresh = create_model(name, 5, (16, 16, 3), weights=path, **options(name))
+    np.testing.assert_allclose(fresh(x, training=False).numpy(), out, rtol=1e-4, atol=1e-4)
+
+
+def test_roles_cover_teachers_and_students():
+    assert {"resnet18", "resnet34", "resnet50", "resnet101", "resnet20", "resnet56", "resnet110",
+            "resnet8x4", "resnet32x4", "bit_m_r50x1"} <= set(list_models())
+    assert {"mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_b3",
+            "small_cnn"} <= set(list_models(role="student"))
+    assert model_role("bit_m_r50x1") == "teacher"
+    assert list_models("resnet1*") == ["resnet101", "resnet110", "resnet18"]
+
+
+def test_grey_input_feeds_rgb_model_and_student_reloads_without_kd_keras(tmp_path):
+    model = create_model("mobilenet_v2", 3, (8, 8, 1), alpha=0.35)
+    assert model.inputs[0].shape[1:] == (8, 8, 1)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 1)).astype("float32")
+    assert model(x).shape == (2, 3)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    # Built only from Keras layers: loads with no custom objects.
+    loaded = keras.models.load_model(path, custom_objects={})
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_keras_resnet_gets_caffe_preprocessing_in_graph():
+    model = create_model("resnet50", 2, (32, 32, 3))
+    conv = model.get_layer("caffe_bgr")
+    pixel = np.array([[[[10.0, 20.0, 30.0]]]], "float32")
+    out = conv(pixel).numpy().ravel()
+    np.testing.assert_allclose(out, [30 - 103.939, 20 - 116.779, 10 - 123.68], rtol=1e-5)
+
+
+def test_mobilenet_alpha_changes_width():
+    full = create_model("mobilenet_v2", 10, (32, 32, 3)).count_params()
+    half = create_model("mobilenet_v2", 10, (32, 32, 3), alpha=0.5).count_params()
+    assert half < full / 2
+
+
+def test_bad_model_arguments():
+    with pytest.raises(ValueError, match=r"unknown model 'resnet19'; registered models: .*resnet18"):
+        create_model("resnet19", 10, (32, 32, 3))
+    with pytest.raises(ValueError, match="unknown option\\(s\\) alpah"):
+        create_model("mobilenet_v2", 10, (32, 32, 3), alpah=0.5)
+    with pytest.raises(ValueError, match="alpha must be one of"):
+        create_model("mobilenet_v2", 10, (32, 32, 3), alpha=0.6)
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
+        create_model("small_cnn", 1, (32, 32, 3))
+    with pytest.raises(ValueError, match="has no 'imagenet' weights"):
+        create_model("small_cnn", 10, (32, 32, 3), weights="imagenet")
+    with pytest.raises(FileNotFoundError, match="weights file 'nope.keras' for model 'small_cnn' does not exist"):
+        create_model("small_cnn", 10, (32, 32, 3), weights="nope.keras")
+
+
+def test_mismatched_weights_file_is_explained(tmp_path):
+    path = str(tmp_path / "ten.weights.h5")
+    create_model("small_cnn", 10, (16, 16, 3)).save_weights(path)
+    with pytest.raises(ValueError, match="does not fit model 'small_cnn'.*same architecture, num_classes"):
+        create_model("small_cnn", 5, (16, 16, 3), weights=path)
