@@ -1,0 +1,116 @@
+"""The classification recipe end to end (smoke mode), and its bad-input messages."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kd_keras.config import REPO_ROOT
+from kd_keras.models import create_model
+from kd_keras.recipes.cli import main
+
+ROW_FIELDS = {"name", "role", "arch", "params", "size_bytes", "accuracy", "latency_ms_b1", "throughput",
+              "train_seconds", "kd", "file"}
+
+
+def run_cli(capsys, *argv):
+    code = main("classification", str(REPO_ROOT / "recipes" / "digits.toml"), list(argv))
+    captured = capsys.readouterr()
+    return code, captured.err.strip()
+
+
+def test_default_recipe_smoke_writes_results(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, err = run_cli(capsys, "--smoke", "--out", str(out))
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    roles = [m["role"] for m in results["models"]]
+    assert roles[:2] == ["teacher", "baseline"] and "kd" in roles
+    for row in results["models"]:
+        assert ROW_FIELDS <= set(row), ROW_FIELDS - set(row)
+        assert row["size_bytes"] == os.path.getsize(out / row["file"]) > 0
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["latency_ms_b1"] > 0 and row["throughput"] > 0
+        assert row["latency_runs"] >= 20
+    kd_rows = [m for m in results["models"] if m["role"] == "kd"]
+    assert kd_rows[0]["kd"]["losses"][0]["method"] == "kd" and "gap_recovered" in kd_rows[0]
+    assert results["data"]["num_test"] > 0 and results["environment"]["tensorflow"]
+    assert "| teacher |" in (out / "results.md").read_text()
+
+
+def test_existing_results_are_not_overwritten(tmp_path, capsys):
+    (tmp_path / "results.json").write_text('{"keep": true}')
+    code, err = run_cli(capsys, "--out", str(tmp_path))
+    assert code == 2 and "already holds results (results.json); pass --overwrite" in err
+    assert json.loads((tmp_path / "results.json").read_text()) == {"keep": True}
+
+
+def write_bad_npz(path):
+    np.savez(path, images=np.zeros((4, 8, 8), "uint8"), labels=np.zeros(4, "int32"))
+
+
+@pytest.fixture
+def mismatched_teacher(tmp_path):
+    path = tmp_path / "teacher5.weights.h5"
+    create_model("small_cnn", 5, (8, 8, 1)).save_weights(str(path))
+    return path
+
+
+BAD_INPUTS = {
+    "unknown model": (["--set", "student.model=resnet19"], "unknown student model 'resnet19'; registered models:"),
+    "unknown method": (["--set", "distill.0.losses.0.method=kdd"],
+                       "distill.0.losses.0: unknown distillation method 'kdd'; registered methods: at, dkd"),
+    "unknown dataset": (["--set", "data.source=cifar"], "unknown dataset source 'cifar'; valid sources:"),
+    "missing data path": (["--set", "data.source=npz", "--data", "/no/such/file.npz"],
+                          "npz file '/no/such/file.npz' does not exist; check the path."),
+    "no data path": (["--set", "data.source=npz"], "data.path is empty for source 'npz'; pass --data PATH"),
+    "temperature": (["--set", "distill.0.losses.0.temperature=0"], "temperature must be a number > 0, got 0"),
+    "negative temperature": (["--set", "distill.0.losses.0.temperature=-2.0"], "got -2.0"),
+    "weight": (["--set", "distill.0.student_loss_weight=1.5"],
+               "distill.0.student_loss_weight must be between 0.0 and 1.0, got 1.5"),
+    "config key": (["--set", "train.epochz=3"], "unknown config key(s) train.epochz; valid keys in train: epochs"),
+    "missing config": (["--config", "recipes/nope.toml"], "config file 'recipes/nope.toml' does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
+def test_bad_input_gets_one_line(case, tmp_path, capsys):
+    argv, message = BAD_INPUTS[case]
+    out = tmp_path / "out"
+    code, err = run_cli(capsys, *argv, "--smoke", "--out", str(out))
+    assert code == 2
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert not (out / "results.json").exists()
+
+
+def test_npz_without_keys(tmp_path, capsys):
+    write_bad_npz(tmp_path / "bad.npz")
+    code, err = run_cli(capsys, "--set", "data.source=npz", "--data", str(tmp_path / "bad.npz"), "--smoke",
+                        "--out", str(tmp_path / "out"))
+    assert code == 2 and "lacks key(s) x_train, y_train, x_test, y_test" in err and "\n" not in err
+
+
+def test_teacher_with_other_class_count(tmp_path, capsys, mismatched_teacher):
+    code, err = run_cli(capsys, "--set", "teacher.model=small_cnn", "--set", f'teacher.weights="{mismatched_teacher}"',
+                        "--smoke", "--out", str(tmp_path / "out"))
+    assert code == 2 and "does not fit model 'small_cnn'" in err and "same architecture, num_classes" in err
+
+
+def test_nan_loss_stops_and_keeps_last_good_weights(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, err = run_cli(capsys, "--set", "teacher.epochs=1", "--set", "train.learning_rate=1e35",
+                        "--set", "teacher.learning_rate=1e35", "--set", "train.schedule=\"constant\"",
+                        "--smoke", "--out", str(out))
+    assert code == 3, err
+    assert "diverged: the loss became NaN/inf in epoch 1; kept the weights of epoch 0" in err
+    assert (out / "teacher.keras").exists() and not (out / "results.json").exists()
+
+
+def test_cli_process_prints_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "kd_keras.recipes.classification", "--set", "student.model=nope",
+                           "--out", str(tmp_path)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "error: unknown student model 'nope'" in proc.stderr
