@@ -271,6 +271,8 @@ class Distiller(keras.distillation.Distiller):
         return logs
 
     def reset_metrics(self):
+        # The parent also resets a `total_loss` tracker, which this class
+        # replaces by Keras' own `loss` metric.
         keras.Model.reset_metrics(self)
 
     # ----------------------------------------------------------- serialising

@@ -89,6 +89,6 @@ def markdown_table(rows: list[dict], metric: str) -> str:
         lines.append("| " + " | ".join([
             r["name"], r["role"], r["arch"], f"{r['params']:,}", f"{r['size_bytes'] / 1e6:.2f}",
             f"{100 * r[metric]:.2f}%", f"{r['latency_ms_b1']:.2f}", f"{r['throughput']:.0f}",
-            f"{r['train_seconds']:.1f}", kd_text or "-",
+            "loaded" if r["train_seconds"] is None else f"{r['train_seconds']:.1f}", kd_text or "-",
         ]) + " |")
     return "\n".join(lines)

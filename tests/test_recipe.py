@@ -114,3 +114,27 @@ def test_cli_process_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "error: unknown student model 'nope'" in proc.stderr
+
+
+def test_recipe_loads_given_teacher_instead_of_training(tmp_path, capsys):
+    import keras
+
+    teacher_file = tmp_path / "given_teacher.keras"
+    given = create_model("resnet20", 10, (8, 8, 1), image_size=16)
+    given.save(str(teacher_file))
+    out = tmp_path / "out"
+    code, err = run_cli(capsys, "--smoke", "--set", f'teacher.weights="{teacher_file}"', "--out", str(out))
+    assert code == 0, err
+    row = json.loads((out / "results.json").read_text())["models"][0]
+    assert row["train_seconds"] is None and row["source"] == f"loaded from {teacher_file}"
+    saved = keras.models.load_model(str(out / "teacher.keras"))
+    for a, b in zip(saved.get_weights(), given.get_weights()):
+        np.testing.assert_array_equal(a, b)  # used as given, not retrained
+
+
+def test_missing_teacher_weights_without_training_is_an_error(tmp_path, capsys):
+    code, err = run_cli(capsys, "--smoke", "--set", 'teacher.weights="saved_models/nope.keras"',
+                        "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert "teacher weights 'saved_models/nope.keras' do not exist; fix teacher.weights, or set " \
+           "teacher.train_if_missing=true" in err
