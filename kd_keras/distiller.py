@@ -253,7 +253,7 @@ class Distiller(keras.distillation.Distiller):
             y_pred, student_features = self._student_forward(x, training=True)
             loss = self.compute_loss(x, y, y_pred, teacher_outputs=teacher_outputs,
                                      student_features=student_features)
-            self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0])
+            self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=_batch_size(x))
             loss = self.optimizer.scale_loss(loss)
         weights = self.trainable_weights
         gradients = tape.gradient(loss, weights)
@@ -264,7 +264,7 @@ class Distiller(keras.distillation.Distiller):
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         y_pred = self.student(x, training=False)
         loss = self._student_loss(y, y_pred, sample_weight)
-        self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0])
+        self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=_batch_size(x))
         self.student_loss_tracker.update_state(unscale_loss_for_distribution(loss))
         logs = self.compute_metrics(x, y, y_pred)
         logs.pop("distillation_loss", None)  # evaluate() measures the student alone
@@ -294,6 +294,10 @@ class Distiller(keras.distillation.Distiller):
             config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"])
         config["losses"] = [keras.saving.deserialize_keras_object(l) for l in config.get("losses", [])]
         return cls(**config)
+
+
+def _batch_size(x):
+    return tf.shape(next(t for t in keras.tree.flatten(x) if t is not None))[0]
 
 
 def _check_same_outputs(teacher: keras.Model, student: keras.Model):
