@@ -15,39 +15,54 @@ def _forward(model):
     return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
 
-def latency_ms(model, input_shape, runs: int = 30, warmup: int = 5) -> float:
-    """Median wall time of one batch-1 forward pass, in milliseconds.
-
-    Keras CPU inference through a traced `tf.function` (the graph a served
-    Keras model runs), after `warmup` untimed runs.
-    """
-    if runs < 20:
-        raise ValueError(f"latency runs must be >= 20 for a stable median, got {runs}.")
-    fn = _forward(model)
-    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, *input_shape)).astype("float32"))
-    for _ in range(warmup):
-        fn(x).numpy()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn(x).numpy()
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * statistics.median(times)
-
-
-def throughput(model, input_shape, batch: int = 64, runs: int = 5) -> float:
-    """Images per second at the given batch size (best of `runs` timed batches)."""
-    fn = _forward(model)
-    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch, *input_shape)).astype("float32"))
-    fn(x).numpy()
-    best = min(_timed(fn, x) for _ in range(runs))
-    return batch / best
+def _input(input_shape, batch):
+    return tf.constant(np.random.default_rng(0).uniform(0, 255, (batch, *input_shape)).astype("float32"))
 
 
 def _timed(fn, x) -> float:
     t0 = time.perf_counter()
     fn(x).numpy()
     return time.perf_counter() - t0
+
+
+def measure_speed(models: dict, input_shape, runs: int = 30, batch: int = 64, rounds: int = 3,
+                  warmup: int = 10) -> dict:
+    """Batch-1 latency and batch-N throughput of several models, measured alike.
+
+    Keras CPU inference through a traced `tf.function` (the graph a served
+    Keras model runs). The models are timed in interleaved rounds, so a
+    slow phase of the machine hits all of them rather than one; per model,
+    latency is the median over all `rounds * runs` batch-1 calls, in ms,
+    and throughput is images/s of the fastest batch of `batch` images.
+    Call it after training, when no input pipeline runs in the background.
+
+    Args:
+        models: name -> keras.Model.
+        input_shape: one raw input image's shape.
+        runs: timed batch-1 calls per model and round (>= 20).
+        batch: batch size of the throughput measurement.
+        rounds: interleaved rounds.
+        warmup: untimed calls per model before timing.
+
+    Returns:
+        name -> {"latency_ms_b1": float, "throughput": float}.
+    """
+    if runs < 20:
+        raise ValueError(f"latency runs must be >= 20 for a stable median, got {runs}.")
+    one, many = _input(input_shape, 1), _input(input_shape, batch)
+    fns = {name: _forward(m) for name, m in models.items()}
+    for fn in fns.values():
+        fn(many).numpy()
+        for _ in range(warmup):
+            fn(one).numpy()
+    lat = {name: [] for name in fns}
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            lat[name] += [_timed(fn, one) for _ in range(runs)]
+            best[name] = min(best[name], min(_timed(fn, many) for _ in range(3)))
+    return {name: {"latency_ms_b1": 1000.0 * statistics.median(lat[name]), "throughput": batch / best[name]}
+            for name in fns}
 
 
 def write_json_atomic(path: str, data) -> None:
