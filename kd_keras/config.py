@@ -38,6 +38,8 @@ class DataConfig:
         val_fraction: share of the training split held out for validation.
         batch_size: training batch size.
         limit: keep at most this many train/test examples (0: all).
+        cache: keep decoded images in memory (turn off for data larger
+            than RAM).
     """
 
     source: str = "digits"
@@ -49,6 +51,7 @@ class DataConfig:
     val_fraction: float = 0.1
     batch_size: int = 64
     limit: int = 0
+    cache: bool = True
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def resolved_path(self) -> str:

@@ -28,11 +28,14 @@ class ClassificationTask:
 
     def pipelines(self, splits, cfg, seed: int):
         """Returns the (train, val, test) batched datasets."""
-        make = kd_data.classification_pipeline
-        train = make(splits.train, splits.num_classes, splits.input_shape, cfg.batch_size, True, cfg.augment, seed)
+        def make(ds, batch, training):
+            return kd_data.classification_pipeline(ds, splits.num_classes, splits.input_shape, batch, training,
+                                                   cfg.augment if training else None, seed, cache=cfg.cache)
+
         eval_batch = max(cfg.batch_size, 128)
-        val = make(splits.val, splits.num_classes, splits.input_shape, eval_batch, False) if splits.num_val else None
-        test = make(splits.test, splits.num_classes, splits.input_shape, eval_batch, False)
+        train = make(splits.train, cfg.batch_size, True)
+        val = make(splits.val, eval_batch, False) if splits.num_val else None
+        test = make(splits.test, eval_batch, False)
         return train, val, test
 
     def hard_loss(self):
