@@ -37,6 +37,7 @@ def test_default_recipe_smoke_writes_results(tmp_path, capsys):
     kd_rows = [m for m in results["models"] if m["role"] == "kd"]
     assert kd_rows[0]["kd"]["losses"][0]["method"] == "kd" and "gap_recovered" in kd_rows[0]
     assert results["data"]["num_test"] > 0 and results["environment"]["tensorflow"]
+    assert results["command"] == f"python -m kd_keras.recipes.classification --smoke --out {out}"
     assert "| teacher |" in (out / "results.md").read_text()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from kd_keras.callbacks import TrainingDiverged
@@ -38,7 +39,9 @@ def main(task_name: str, default_config: str, argv=None) -> int:
         overrides = list(args.overrides) + ([f"data.path={_quote(args.data)}"] if args.data else [])
         cfg = load_config(args.config, overrides, smoke=args.smoke)
         out = args.out or os.path.join("runs", cfg.name + ("_smoke" if args.smoke else ""))
-        run(cfg, TASKS[task_name](), out, overwrite=args.overwrite)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        command = shlex.join(["python", "-m", f"kd_keras.recipes.{task_name}", *argv])
+        run(cfg, TASKS[task_name](), out, overwrite=args.overwrite, command=command)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -111,8 +111,9 @@ def save_model(model: keras.Model, path: str) -> int:
 class Runner:
     """Runs one recipe for a task; see `run`."""
 
-    def __init__(self, cfg: Config, task, out_dir: str, overwrite: bool = False, log=print):
+    def __init__(self, cfg: Config, task, out_dir: str, overwrite: bool = False, log=print, command: str = ""):
         self.cfg, self.task, self.out_dir, self.log = cfg, task, out_dir, log
+        self.command = command
         check_out_dir(out_dir, overwrite)
         self.plans = validate(cfg)
 
@@ -222,7 +223,7 @@ class Runner:
                 gap = t_val - b_val
                 r["gap_recovered"] = (r[metric] - b_val) / gap if gap > 0 else None
         results = {
-            "recipe": cfg.name, "task": self.task.name, "metric": metric,
+            "recipe": cfg.name, "task": self.task.name, "metric": metric, "command": self.command,
             "data": {"description": s.description, "synthetic": s.synthetic, "num_train": s.num_train,
                      "num_val": s.num_val, "num_test": s.num_test, "num_classes": s.num_classes,
                      "input_shape": list(s.input_shape)},
@@ -234,9 +235,11 @@ class Runner:
             "config": to_dict(cfg),
         }
         table = report.markdown_table(rows, metric)
-        lines = [f"# {cfg.name}: {self.task.name} results", "",
-                 f"Data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}, {s.num_train} train / "
-                 f"{s.num_val} val / {s.num_test} test images. {metric} is on the test split.", "", table, ""]
+        lines = [f"# {cfg.name}: {self.task.name} results", ""]
+        if self.command:
+            lines += [f"Command: `{self.command}`", ""]
+        lines += [f"Data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}, {s.num_train} train / "
+                  f"{s.num_val} val / {s.num_test} test images. {metric} is on the test split.", "", table, ""]
         for r in rows:
             if r["role"] == "kd":
                 g = r["gap_recovered"]
@@ -254,6 +257,15 @@ class Runner:
         return results
 
 
-def run(cfg: Config, task, out_dir: str, overwrite: bool = False, log=print) -> dict:
-    """Runs a recipe end to end and writes `results.json`/`results.md` in `out_dir`."""
-    return Runner(cfg, task, out_dir, overwrite, log).run()
+def run(cfg: Config, task, out_dir: str, overwrite: bool = False, log=print, command: str = "") -> dict:
+    """Runs a recipe end to end and writes `results.json`/`results.md` in `out_dir`.
+
+    Args:
+        cfg: the recipe.
+        task: a task object from `kd_keras.tasks`.
+        out_dir: where models and results go; refused if it holds results.
+        overwrite: replace results already in `out_dir`.
+        log: where progress lines go.
+        command: the command line, recorded with the results.
+    """
+    return Runner(cfg, task, out_dir, overwrite, log, command).run()
