@@ -120,7 +120,7 @@ class Runner:
     # ---------------------------------------------------------------- train
     def _fit(self, role: str, name: str, student, teacher=None, losses=(), loss_weights=None,
              student_loss_weight=None, epochs=None, learning_rate=None):
-        cfg, t = self.cfg, self.cfg.train
+        t = self.cfg.train
         epochs = epochs or t.epochs
         distiller = Distiller(student, teacher, losses, loss_weights, student_loss_weight, name=f"{name}_distiller")
         distiller.compile(optimizer=make_optimizer(t, learning_rate or t.learning_rate, epochs, self.steps),
