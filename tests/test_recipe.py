@@ -139,3 +139,19 @@ def test_missing_teacher_weights_without_training_is_an_error(tmp_path, capsys):
     assert code == 2
     assert "teacher weights 'saved_models/nope.keras' do not exist; fix teacher.weights, or set " \
            "teacher.train_if_missing=true" in err
+
+
+CIFAR_NPZ = REPO_ROOT.parent / "shared" / "data" / "cifar10_small.npz"
+
+
+@pytest.mark.skipif(not CIFAR_NPZ.exists(), reason="shared CIFAR-10 subset not present (../shared/data)")
+def test_cifar10_recipe_uses_shipped_teacher(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KD_CIFAR10_NPZ", str(CIFAR_NPZ))
+    out = tmp_path / "out"
+    code, err = run_cli(capsys, "--config", str(REPO_ROOT / "recipes" / "cifar10_small.toml"), "--smoke",
+                        "--out", str(out))
+    assert code == 0, err
+    teacher = json.loads((out / "results.json").read_text())["models"][0]
+    assert teacher["source"] == "loaded from saved_models/cifar10_small_resnet56.keras"
+    assert teacher["train_seconds"] is None
+    assert teacher["accuracy"] > 0.65  # 78.1% on the full 2,000-image test split
