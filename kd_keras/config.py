@@ -153,12 +153,15 @@ class ReportConfig:
     """How models are measured.
 
     Attributes:
-        latency_runs: timed batch-1 runs (median reported; >= 20).
+        latency_runs: timed batch-1 runs per model and round (>= 20).
         throughput_batch: batch size of the throughput measurement.
+        rounds: interleaved timing rounds over all models; the latency is
+            the median of `rounds * latency_runs` calls.
     """
 
     latency_runs: int = 30
     throughput_batch: int = 64
+    rounds: int = 3
 
 
 @dataclasses.dataclass(frozen=True)

@@ -167,10 +167,6 @@ class Distiller(keras.distillation.Distiller):
         return tuple(model.get_layer(layer_name).output.shape)
 
     @property
-    def has_teacher(self) -> bool:
-        return self.teacher is not None
-
-    @property
     def needs_teacher(self) -> bool:
         """Whether a training step computes any distillation term."""
         return self.teacher is not None and self.student_loss_weight < 1.0

@@ -60,8 +60,9 @@ def validate(cfg: Config) -> list:
         raise ValueError(f"train.epochs must be >= 1 and teacher.epochs >= 0, got {t.epochs} and {cfg.teacher.epochs}.")
     if not t.learning_rate > 0 or cfg.teacher.learning_rate < 0:
         raise ValueError(f"train.learning_rate must be > 0, got {t.learning_rate}.")
-    if cfg.report.latency_runs < 20:
-        raise ValueError(f"report.latency_runs must be >= 20, got {cfg.report.latency_runs}.")
+    if cfg.report.latency_runs < 20 or cfg.report.rounds < 1:
+        raise ValueError(f"report.latency_runs must be >= 20 and report.rounds >= 1, "
+                         f"got {cfg.report.latency_runs} and {cfg.report.rounds}.")
     plans, names = [], set()
     for i, d in enumerate(cfg.distill):
         where = f"distill.{i}"
@@ -210,9 +211,11 @@ class Runner:
         """Times every model after all training, interleaved, under the same conditions."""
         rep = self.cfg.report
         self.log(f"\n== timing {len(rows)} models (batch-1 latency, batch-{rep.throughput_batch} throughput)")
-        speed = report.measure_speed(self.trained, self.splits.input_shape, rep.latency_runs, rep.throughput_batch)
+        speed = report.measure_speed(self.trained, self.splits.input_shape, rep.latency_runs, rep.throughput_batch,
+                                     rep.rounds)
         for r in rows:
-            r.update(speed[r["name"]], latency_runs=3 * rep.latency_runs, throughput_batch=rep.throughput_batch)
+            r.update(speed[r["name"]], latency_runs=rep.rounds * rep.latency_runs,
+                     throughput_batch=rep.throughput_batch)
 
     def _write(self, rows) -> dict:
         metric, cfg, s = self.task.metric, self.cfg, self.splits
@@ -246,7 +249,8 @@ class Runner:
                 lines.append(f"- {r['name']}: {100 * (r[metric] - b_val):+.2f} pt vs baseline; " + (
                     f"recovers {100 * g:.1f}% of the teacher-baseline gap." if g is not None
                     else "the baseline is not below the teacher, so there is no gap to recover."))
-        lines += ["", f"Latency: median of {3 * cfg.report.latency_runs} batch-1 calls (3 interleaved rounds, "
+        lines += ["", f"Latency: median of {cfg.report.rounds * cfg.report.latency_runs} batch-1 calls "
+                      f"({cfg.report.rounds} interleaved rounds, "
                       f"after all training), Keras on {os.cpu_count()} CPU cores; throughput: fastest batch of "
                       f"{cfg.report.throughput_batch}."]
         md = "\n".join(lines) + "\n"
