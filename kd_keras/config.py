@@ -29,7 +29,9 @@ class DataConfig:
     """Where the images come from and how they are batched.
 
     Attributes:
-        source: "digits", "npz", "folder" or "tfds".
+        source: classification: "digits", "npz", "folder" or "tfds";
+            edge detection: "shapes" (synthetic) or "bsds"; super-resolution:
+            "skimage" or "folder".
         path: npz file or image folder.
         path_env: environment variable read for `path` when `path` is empty.
         name: tfds dataset name.
@@ -40,6 +42,15 @@ class DataConfig:
         limit: keep at most this many train/test examples (0: all).
         cache: keep decoded images in memory (turn off for data larger
             than RAM).
+        scale: super-resolution factor (2, 3 or 4).
+        patch_size: dense tasks: side of the random training crops (for
+            super-resolution, of the high-resolution patch); training images
+            smaller than this are skipped with a warning.
+        repeats: dense tasks: random crops per training image and epoch.
+        train_sets, val_sets, test_sets: dense tasks: sub-folders (image
+            sets or BSDS splits) for each role; empty means the task's
+            default, and empty `val_sets` holds out `val_fraction` of the
+            training images.
     """
 
     source: str = "digits"
@@ -52,6 +63,12 @@ class DataConfig:
     batch_size: int = 64
     limit: int = 0
     cache: bool = True
+    scale: int = 2
+    patch_size: int = 0
+    repeats: int = 1
+    train_sets: list = dataclasses.field(default_factory=list)
+    val_sets: list = dataclasses.field(default_factory=list)
+    test_sets: list = dataclasses.field(default_factory=list)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def resolved_path(self) -> str:
@@ -59,7 +76,7 @@ class DataConfig:
             return self.path
         if self.path_env and os.environ.get(self.path_env):
             return os.environ[self.path_env]
-        if self.source in ("npz", "folder"):
+        if self.source in ("npz", "folder", "bsds"):
             hint = f"set ${self.path_env} or " if self.path_env else ""
             raise ValueError(f"data.path is empty for source {self.source!r}; {hint}pass --data PATH.")
         return ""
@@ -109,6 +126,9 @@ class TrainConfig:
         schedule: "cosine" or "constant".
         warmup_epochs: linear warm-up epochs of the cosine schedule.
         seed: seed of weights, shuffling and augmentation.
+        hard_loss: the supervised loss, `{ method = NAME, <options> }` with a
+            name from `kd_keras.list_losses("supervised")`; empty: the task's
+            default.
     """
 
     epochs: int = 20
@@ -118,6 +138,7 @@ class TrainConfig:
     schedule: str = "cosine"
     warmup_epochs: int = 0
     seed: int = 0
+    hard_loss: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,11 +178,26 @@ class ReportConfig:
         throughput_batch: batch size of the throughput measurement.
         rounds: interleaved timing rounds over all models; the latency is
             the median of `rounds * latency_runs` calls.
+        image_size: dense tasks: side of the (square) input image that
+            latency is measured at (0: the task's default).
+        edge_thresholds: edge detection: thresholds of the BSDS benchmark
+            (99 in the protocol; fewer is faster and slightly lower).
+        edge_max_dist: edge detection: matching tolerance, a fraction of
+            the image diagonal (0.0075 in the protocol).
+        edge_max_images: edge detection: score ODS/OIS/AP on the first N
+            test images only (0: all). The benchmark's matching takes about
+            a minute per BSDS image at 99 thresholds on one CPU core.
+        workers: processes for the edge benchmark (0: one per CPU).
     """
 
     latency_runs: int = 30
     throughput_batch: int = 64
     rounds: int = 3
+    image_size: int = 0
+    edge_thresholds: int = 99
+    edge_max_dist: float = 0.0075
+    edge_max_images: int = 0
+    workers: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,10 +270,14 @@ def _check_type(value, hint, path):
         ok = isinstance(value, str)
     elif hint is dict:
         ok = isinstance(value, dict)
+    elif hint is list:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        value = list(value) if ok else value
     else:
         ok = True
     if not ok:
-        raise ValueError(f"config key {path} must be of type {hint.__name__}, got {value!r}.")
+        kind = "list of strings" if hint is list else hint.__name__
+        raise ValueError(f"config key {path} must be of type {kind}, got {value!r}.")
     return value
 
 
@@ -338,5 +378,5 @@ def load_config(path: str | os.PathLike | None, overrides=(), smoke: bool = Fals
         data.setdefault("data", {})
         data["data"]["limit"] = min(data["data"].get("limit") or 256, 256)
         data["data"]["batch_size"] = min(data["data"].get("batch_size", 64), 32)
-        data.setdefault("report", {}).update(latency_runs=20, throughput_batch=8)
+        data.setdefault("report", {}).update(latency_runs=20, throughput_batch=8, rounds=1)
     return from_dict(Config, data)

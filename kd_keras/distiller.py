@@ -91,7 +91,7 @@ class Distiller(keras.distillation.Distiller):
             raise ValueError(f"student must be a keras.Model, got {type(student).__name__}.")
         if teacher is not None and not isinstance(teacher, keras.Model):
             raise ValueError(f"teacher must be a keras.Model or None, got {type(teacher).__name__}.")
-        losses = [create_loss(l) if isinstance(l, str) else l for l in (losses or ())]
+        losses = [create_loss(l, kind="distill") if isinstance(l, str) else l for l in (losses or ())]
         for loss in losses:
             if not isinstance(loss, keras.distillation.DistillationLoss):
                 raise ValueError(f"losses must be DistillLoss objects or registered names, got {loss!r}.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import time
@@ -68,7 +69,7 @@ def measure_speed(models: dict, input_shape, runs: int = 30, batch: int = 64, ro
 def write_json_atomic(path: str, data) -> None:
     tmp = f"{path}.partial"
     with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, default=_jsonable)
+        json.dump(_finite(data), f, indent=2, default=_jsonable)
         f.write("\n")
     os.replace(tmp, path)
 
@@ -80,6 +81,17 @@ def write_text_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _finite(o):
+    """Writes inf/nan (e.g. the PSNR of identical images) as strings: valid JSON."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return str(o)
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
+
+
 def _jsonable(o):
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
@@ -88,9 +100,25 @@ def _jsonable(o):
     raise TypeError(f"cannot serialise {type(o).__name__}")
 
 
-def markdown_table(rows: list[dict], metric: str) -> str:
-    """The side-by-side table printed at the end of a recipe."""
-    header = ["model", "role", "arch", "params", "size (MB)", metric, "latency b1 (ms)",
+def format_value(value, fmt: str) -> str:
+    """Formats a metric: "pct" (0.912 -> 91.20%), "f2"/"f3"/"f4" (decimals)."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    if fmt == "pct":
+        return f"{100 * value:.2f}%"
+    return f"{value:.{int(fmt[1:])}f}"
+
+
+def markdown_table(rows: list[dict], columns) -> str:
+    """The side-by-side table printed at the end of a recipe.
+
+    Args:
+        rows: one dict per model.
+        columns: metric columns, `(header, row key, format)` (see `format_value`).
+    """
+    header = ["model", "role", "arch", "params", "size (MB)", *[c[0] for c in columns], "latency b1 (ms)",
               "throughput (img/s)", "train (s)", "KD"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
@@ -100,10 +128,16 @@ def markdown_table(rows: list[dict], metric: str) -> str:
             for l in kd.get("losses", [])
         )
         if kd:
-            kd_text += f"; CE weight {kd['student_loss_weight']:g}"
+            kd_text += f"; label-loss weight {kd['student_loss_weight']:g}"
         lines.append("| " + " | ".join([
             r["name"], r["role"], r["arch"], f"{r['params']:,}", f"{r['size_bytes'] / 1e6:.2f}",
-            f"{100 * r[metric]:.2f}%", f"{r['latency_ms_b1']:.2f}", f"{r['throughput']:.0f}",
-            "loaded" if r["train_seconds"] is None else f"{r['train_seconds']:.1f}", kd_text or "-",
+            *[format_value(r.get(key), fmt) for _, key, fmt in columns], f"{r['latency_ms_b1']:.2f}",
+            f"{r['throughput']:.0f}", _trained(r), kd_text or "-",
         ]) + " |")
     return "\n".join(lines)
+
+
+def _trained(row) -> str:
+    if row["train_seconds"] is not None:
+        return f"{row['train_seconds']:.1f}"
+    return "-" if row["role"] == "reference" else "loaded"

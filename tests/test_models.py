@@ -14,7 +14,7 @@ def options(name):
     return SMALL if name.startswith(("bit", "efficientnet", "mobilenet", "resnet50", "resnet101")) else {}
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(task="classification"))
 def test_model_builds_runs_and_round_trips_weights(name, tmp_path):
     keras.utils.set_random_seed(0)
     model = create_model(name, 5, (16, 16, 3), **options(name))

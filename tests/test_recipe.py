@@ -60,7 +60,8 @@ def mismatched_teacher(tmp_path):
 
 
 BAD_INPUTS = {
-    "unknown model": (["--set", "student.model=resnet19"], "unknown student model 'resnet19'; registered models:"),
+    "unknown model": (["--set", "student.model=resnet19"],
+                      "unknown student model 'resnet19'; registered classification models:"),
     "unknown method": (["--set", "distill.0.losses.0.method=kdd"],
                        "distill.0.losses.0: unknown distillation method 'kdd'; registered methods: at, dkd"),
     "unknown dataset": (["--set", "data.source=cifar"], "unknown dataset source 'cifar'; valid sources:"),

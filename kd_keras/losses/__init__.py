@@ -1,16 +1,22 @@
-"""Distillation losses: one class per method, registered by name."""
+"""Losses: one class per method, registered by name (distillation and supervised)."""
 
 from kd_keras.losses.base import DistillLoss
+from kd_keras.losses.dense import BalancedBCELoss, EdgeKDLoss, FAKDLoss, L1Loss, OutputL1Loss
 from kd_keras.losses.features import ATLoss, FitNetsLoss
 from kd_keras.losses.logits import DKDLoss, KDLoss
 from kd_keras.losses.registry import create_loss, get_loss_class, list_losses, register_loss
 
 __all__ = [
     "ATLoss",
+    "BalancedBCELoss",
     "DKDLoss",
     "DistillLoss",
+    "EdgeKDLoss",
+    "FAKDLoss",
     "FitNetsLoss",
     "KDLoss",
+    "L1Loss",
+    "OutputL1Loss",
     "create_loss",
     "get_loss_class",
     "list_losses",

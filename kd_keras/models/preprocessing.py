@@ -60,6 +60,8 @@ def image_input(input_shape, name: str = "image"):
     return keras.Input(shape=tuple(input_shape), dtype="float32", name=name)
 
 
-def default_size(input_shape, minimum: int = 0) -> int:
-    """The input's side, raised to a network's minimum size."""
+def default_size(input_shape, minimum: int = 0) -> int | None:
+    """The input's side, raised to a network's minimum size (`None` if unknown)."""
+    if input_shape[0] is None or input_shape[1] is None:
+        return None
     return max(int(max(input_shape[0], input_shape[1])), minimum)

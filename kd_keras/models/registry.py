@@ -1,10 +1,12 @@
 """Model registry: `@register_model` factories, `create_model`, `list_models`.
 
-Every factory has the signature
-`factory(num_classes, input_shape, weights=None, **kwargs) -> keras.Model`
-and returns a functional model that takes raw images (values 0-255, shape
-`input_shape`) and outputs logits. Resizing, grey-to-RGB and normalisation
-happen inside the model (see `kd_keras.models.preprocessing`).
+Every factory takes `input_shape` (and `num_classes` for classifiers) plus
+its own options, and returns a functional model that takes raw images
+(values 0-255, shape `input_shape`). Resizing, grey-to-RGB and
+normalisation happen inside the model (see `kd_keras.models.preprocessing`).
+Each model belongs to a task: classifiers output logits, edge detectors a
+per-pixel boundary logit map, super-resolution models the upscaled image
+in 0-255.
 """
 
 from __future__ import annotations
@@ -17,10 +19,19 @@ import keras
 
 _MODELS: dict[str, callable] = {}
 _ROLES: dict[str, str] = {}
+_TASKS: dict[str, str] = {}
+TASK_NAMES = ("classification", "edge_detection", "super_resolution")
 
 
-def register_model(fn=None, *, name: str | None = None, role: str = "any"):
-    """Registers a model factory under its function name (or `name`)."""
+def register_model(fn=None, *, name: str | None = None, role: str = "any", task: str = "classification"):
+    """Registers a model factory under its function name (or `name`).
+
+    Args:
+        role: "teacher", "student" or "any": what the model is meant for.
+        task: the task whose outputs the model produces, one of `TASK_NAMES`.
+    """
+    if task not in TASK_NAMES:
+        raise ValueError(f"task must be one of {', '.join(TASK_NAMES)}, got {task!r}.")
 
     def wrap(f):
         key = name or f.__name__
@@ -28,14 +39,16 @@ def register_model(fn=None, *, name: str | None = None, role: str = "any"):
             raise ValueError(f"model {key!r} is already registered.")
         _MODELS[key] = f
         _ROLES[key] = role
+        _TASKS[key] = task
         return f
 
     return wrap(fn) if fn is not None else wrap
 
 
-def list_models(pattern: str = "*", role: str | None = None) -> list[str]:
-    """Registered model names matching a glob `pattern`, optionally by role."""
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern) and (role is None or _ROLES[n] == role))
+def list_models(pattern: str = "*", role: str | None = None, task: str | None = None) -> list[str]:
+    """Registered model names matching a glob `pattern`, optionally by role and task."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern) and (role is None or _ROLES[n] == role)
+                  and (task is None or _TASKS[n] == task))
 
 
 def model_role(name: str) -> str:
@@ -44,18 +57,27 @@ def model_role(name: str) -> str:
     return _ROLES[name]
 
 
+def model_task(name: str) -> str:
+    """The task a registered model is built for (see `TASK_NAMES`)."""
+    _check_name(name)
+    return _TASKS[name]
+
+
 def _check_name(name):
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}.")
 
 
-def create_model(name: str, num_classes: int, input_shape, weights: str | None = None, **kwargs) -> keras.Model:
+def create_model(name: str, num_classes: int | None = None, input_shape=(None, None, 3), weights: str | None = None,
+                 **kwargs) -> keras.Model:
     """Builds a registered model.
 
     Args:
         name: a name from `list_models()`.
-        num_classes: number of output logits.
+        num_classes: number of output logits (classifiers only).
         input_shape: shape of one raw input image, `(H, W, C)`, C = 1 or 3.
+            Dense models (edges, super-resolution) are fully convolutional
+            and take `None` for H and W.
         weights: `None` (random init), `"imagenet"` where keras.applications
             provides it (downloads, so needs the internet), or a path to a
             `.keras` or `.weights.h5` file saved from the same architecture.
@@ -67,17 +89,21 @@ def create_model(name: str, num_classes: int, input_shape, weights: str | None =
         FileNotFoundError: a weights path that does not exist.
     """
     _check_name(name)
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
-    input_shape = tuple(int(d) for d in input_shape)
-    if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
-        raise ValueError(f"input_shape must be (height, width, 1 or 3), got {input_shape}.")
     factory = _MODELS[name]
     params = inspect.signature(factory).parameters
+    if "num_classes" in params:
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+    elif num_classes is not None:
+        raise ValueError(f"model {name!r} is a {_TASKS[name]} model and takes no num_classes, got {num_classes!r}.")
+    input_shape = tuple(None if d is None else int(d) for d in input_shape)
+    if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
+        raise ValueError(f"input_shape must be (height, width, 1 or 3), got {input_shape}.")
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
         valid = [p for p in params if p not in ("num_classes", "input_shape", "weights")]
-        raise ValueError(f"model {name!r} got unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}.")
+        raise ValueError(f"model {name!r} got unknown option(s) {', '.join(unknown)}; "
+                         f"valid options: {', '.join(valid)}.")
     path = None
     if weights not in (None, "", "imagenet"):
         path = os.fspath(weights)
@@ -92,7 +118,9 @@ def create_model(name: str, num_classes: int, input_shape, weights: str | None =
     if "weights" in params:
         call_kwargs["weights"] = weights
     try:
-        model = factory(num_classes=num_classes, input_shape=input_shape, **call_kwargs)
+        if "num_classes" in params:
+            call_kwargs["num_classes"] = num_classes
+        model = factory(input_shape=input_shape, **call_kwargs)
     except Exception as e:  # keras.applications raises several types when a download fails
         if weights == "imagenet" and ("URL" in str(e) or "fetch" in str(e).lower() or "resolve" in str(e).lower()):
             raise ValueError(

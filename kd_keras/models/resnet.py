@@ -32,12 +32,13 @@ def basic_resnet(num_classes, input_shape, blocks, name, image_size=None, small_
         blocks: blocks per stage, e.g. (2, 2, 2, 2) for ResNet-18.
         image_size: side the network runs at (default: the input's side).
         small_input: use a 3x3 stride-1 stem without max-pool, the usual
-            CIFAR adaptation; default: when `image_size` <= 64.
+            CIFAR adaptation; default: when `image_size` <= 64 (and not
+            for inputs of unknown size).
 
     Stage outputs are named `stage{1..4}_out` for feature losses.
     """
     size = image_size or default_size(input_shape)
-    small = size <= 64 if small_input is None else bool(small_input)
+    small = (size is not None and size <= 64) if small_input is None else bool(small_input)
     inputs = image_input(input_shape)
     x = preprocess(inputs, size, "imagenet")
     if small:

@@ -14,7 +14,7 @@ EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 
 
-def parser(task: str, default_config: str) -> argparse.ArgumentParser:
+def parser(task: str, default_config: str, predict: bool = False) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"python -m kd_keras.recipes.{task}",
         description=f"Train a teacher, a no-teacher baseline and KD students for {task}, and compare them.",
@@ -23,25 +23,40 @@ def parser(task: str, default_config: str) -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.epochs=3 (repeatable)")
     p.add_argument("--data", help="dataset path (npz file or folder); same as --set data.path=PATH")
-    p.add_argument("--out", help="output dir for models and results (default: runs/<recipe name>)")
+    p.add_argument("--out", help="output dir for models and results (default: runs/<recipe name>); "
+                                 "with --predict, the output PNG")
     p.add_argument("--smoke", action="store_true", help="shrink the run to seconds (1 epoch, 256 examples)")
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    if predict:
+        p.add_argument("--predict", metavar="IMAGE",
+                       help="run a trained model on IMAGE (any size) and write a PNG to --out; no training")
+        p.add_argument("--model", help="with --predict: the .keras model (default: the first KD student "
+                                       "in runs/<recipe name>)")
     return p
 
 
 def main(task_name: str, default_config: str, argv=None) -> int:
     """Parses arguments, runs the recipe, and turns user errors into one line."""
-    args = parser(task_name, default_config).parse_args(argv)
+    from kd_keras.tasks import TASKS
+
+    task = TASKS[task_name]()
+    args = parser(task_name, default_config, predict=hasattr(task, "predict")).parse_args(argv)
     try:
         from kd_keras.recipes.runner import run
-        from kd_keras.tasks import TASKS
 
         overrides = list(args.overrides) + ([f"data.path={_quote(args.data)}"] if args.data else [])
+        if args.smoke:
+            overrides = task.smoke_overrides() + overrides
         cfg = load_config(args.config, overrides, smoke=args.smoke)
+        if getattr(args, "predict", None):
+            from kd_keras.recipes.predict import predict
+
+            predict(task, cfg, args.predict, args.out, args.model, args.overwrite)
+            return 0
         out = args.out or os.path.join("runs", cfg.name + ("_smoke" if args.smoke else ""))
         argv = sys.argv[1:] if argv is None else list(argv)
         command = shlex.join(["python", "-m", f"kd_keras.recipes.{task_name}", *argv])
-        run(cfg, TASKS[task_name](), out, overwrite=args.overwrite, command=command)
+        run(cfg, task, out, overwrite=args.overwrite, command=command)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -1,5 +1,7 @@
 """The one recipe runner: teacher, baseline and KD students, measured side by side.
 
+It serves every task (classification, edge detection, super-resolution):
+the task object supplies data, models, the supervised loss and metrics.
 Every model trains through `kd_keras.Distiller.fit`; the teacher and the
 baseline are the same loop without a teacher. The baseline and every KD
 student start from the same initial weights and share the epochs,
@@ -23,7 +25,7 @@ from kd_keras.callbacks import NaNGuard, TrainingDiverged
 from kd_keras.config import Config, find_file, to_dict
 from kd_keras.distiller import Distiller
 from kd_keras.losses import create_loss
-from kd_keras.models import create_model, list_models
+from kd_keras.models import list_models
 
 RESULT_FILES = ("results.json", "results.md")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -41,16 +43,26 @@ def check_out_dir(out_dir: str, overwrite: bool) -> None:
         )
 
 
-def validate(cfg: Config) -> list:
+def validate(cfg: Config, task=None) -> list:
     """Checks the whole config before anything trains; returns the loss plans.
+
+    Args:
+        cfg: the recipe.
+        task: the task it runs; its models and supervised loss are checked.
 
     Returns:
         One `(DistillConfig, [loss objects])` pair per KD student.
     """
-    known = list_models()
+    known = list_models(task=task.name if task is not None else None)
     for role, m in (("teacher", cfg.teacher), ("student", cfg.student)):
         if m.model not in known:
-            raise ValueError(f"unknown {role} model {m.model!r}; registered models: {', '.join(known)}.")
+            what = f"{task.name} models" if task is not None else "models"
+            raise ValueError(f"unknown {role} model {m.model!r}; registered {what}: {', '.join(known)}.")
+    if task is not None:
+        try:
+            task.hard_loss(cfg.train.hard_loss)
+        except ValueError as e:
+            raise ValueError(f"train.hard_loss: {e}") from None
     t = cfg.train
     if t.optimizer not in OPTIMIZERS:
         raise ValueError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {t.optimizer!r}.")
@@ -60,6 +72,14 @@ def validate(cfg: Config) -> list:
         raise ValueError(f"train.epochs must be >= 1 and teacher.epochs >= 0, got {t.epochs} and {cfg.teacher.epochs}.")
     if not t.learning_rate > 0 or cfg.teacher.learning_rate < 0:
         raise ValueError(f"train.learning_rate must be > 0, got {t.learning_rate}.")
+    if cfg.data.repeats < 1 or cfg.data.patch_size < 0:
+        raise ValueError(f"data.repeats must be >= 1 and data.patch_size >= 0, "
+                         f"got {cfg.data.repeats} and {cfg.data.patch_size}.")
+    if (cfg.report.edge_thresholds < 1 or not 0 < cfg.report.edge_max_dist < 1 or cfg.report.workers < 0
+            or cfg.report.edge_max_images < 0):
+        raise ValueError(f"report.edge_thresholds must be >= 1, report.edge_max_dist in (0, 1), report.workers and "
+                         f"report.edge_max_images >= 0, got {cfg.report.edge_thresholds}, {cfg.report.edge_max_dist}, "
+                         f"{cfg.report.workers}, {cfg.report.edge_max_images}.")
     if cfg.report.latency_runs < 20 or cfg.report.rounds < 1:
         raise ValueError(f"report.latency_runs must be >= 20 and report.rounds >= 1, "
                          f"got {cfg.report.latency_runs} and {cfg.report.rounds}.")
@@ -78,7 +98,7 @@ def validate(cfg: Config) -> list:
             if l.weight < 0:
                 raise ValueError(f"{where}.losses.{j}.weight must be >= 0, got {l.weight}.")
             try:
-                losses.append(create_loss(l.method, **l.options))
+                losses.append(create_loss(l.method, kind="distill", **l.options))
             except ValueError as e:
                 raise ValueError(f"{where}.losses.{j}: {e}") from None
         plans.append((d, losses))
@@ -116,7 +136,7 @@ class Runner:
         self.cfg, self.task, self.out_dir, self.log = cfg, task, out_dir, log
         self.command = command
         check_out_dir(out_dir, overwrite)
-        self.plans = validate(cfg)
+        self.plans = validate(cfg, task)
 
     # ---------------------------------------------------------------- train
     def _fit(self, role: str, name: str, student, teacher=None, losses=(), loss_weights=None,
@@ -125,7 +145,7 @@ class Runner:
         epochs = epochs or t.epochs
         distiller = Distiller(student, teacher, losses, loss_weights, student_loss_weight, name=f"{name}_distiller")
         distiller.compile(optimizer=make_optimizer(t, learning_rate or t.learning_rate, epochs, self.steps),
-                          loss=self.task.hard_loss(), metrics=self.task.metrics())
+                          loss=self.task.hard_loss(t.hard_loss), metrics=self.task.metrics())
         guard = NaNGuard(student.weights + [w for layer in distiller.loss_layers for w in layer.weights])
         self.log(f"\n== training {name} ({role}: {student.name}, {student.count_params():,} params, {epochs} epochs)")
         keras.utils.set_random_seed(t.seed)
@@ -144,8 +164,7 @@ class Runner:
 
     def _new_model(self, m, seed: int, weights=None):
         keras.utils.set_random_seed(seed)
-        return create_model(m.model, self.splits.num_classes, self.splits.input_shape,
-                            weights=weights if weights is not None else (m.weights or None), **m.options)
+        return self.task.create_model(m, self.splits, weights)
 
     def _teacher(self):
         tc = self.cfg.teacher
@@ -173,10 +192,11 @@ class Runner:
         os.makedirs(self.out_dir, exist_ok=True)
         self.splits = self.task.load(cfg.data, cfg.train.seed)
         s = self.splits
+        classes = f", {s.num_classes} classes" if s.num_classes else ""
         self.log(f"data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}: {s.num_train} train / "
-                 f"{s.num_val} val / {s.num_test} test, {s.num_classes} classes, images {s.input_shape}")
+                 f"{s.num_val} val / {s.num_test} test{classes}, images {s.input_shape}")
         self.train_ds, self.val_ds, self.test_ds = self.task.pipelines(s, cfg.data, cfg.train.seed)
-        self.steps = max(1, math.ceil(s.num_train / cfg.data.batch_size))
+        self.steps = max(1, math.ceil(self.task.samples_per_epoch(s, cfg.data) / cfg.data.batch_size))
 
         rows, self.trained = [], {}
         teacher, seconds, source = self._teacher()
@@ -192,30 +212,34 @@ class Runner:
             kd = {"student_loss_weight": d.student_loss_weight,
                   "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses]}
             rows.append(self._row(d.name, "kd", student, seconds, kd))
+        for name, model in self.task.reference_models(s, cfg.data).items():
+            rows.append(self._row(name, "reference", model, None, None, "not trained"))
         self._measure(rows)
         return self._write(rows)
 
     def _row(self, name, role, model, seconds, kd, source=None) -> dict:
         path = os.path.join(self.out_dir, f"{name}.keras")
         size = save_model(model, path)
-        metrics = self.task.evaluate(model, self.test_ds)
+        metrics = self.task.evaluate(model, self.test_ds, self.cfg.report)
         self.trained[name] = model
         row = {"name": name, "role": role, "arch": model.name, "params": int(model.count_params()),
                "size_bytes": size, "file": f"{name}.keras", **metrics, "train_seconds": seconds, "kd": kd}
         if source:
             row["source"] = source
-        self.log(f"   {name}: test {self.task.metric} {100 * metrics[self.task.metric]:.2f}%")
+        self.log(f"   {name}: test " + ", ".join(f"{h} {report.format_value(metrics[k], f)}"
+                                                  for h, k, f in self.task.columns() if k in metrics))
         return row
 
     def _measure(self, rows) -> None:
         """Times every model after all training, interleaved, under the same conditions."""
         rep = self.cfg.report
         self.log(f"\n== timing {len(rows)} models (batch-1 latency, batch-{rep.throughput_batch} throughput)")
-        speed = report.measure_speed(self.trained, self.splits.input_shape, rep.latency_runs, rep.throughput_batch,
+        self.timing_shape = self.task.timing_shape(self.splits, rep)
+        speed = report.measure_speed(self.trained, self.timing_shape, rep.latency_runs, rep.throughput_batch,
                                      rep.rounds)
         for r in rows:
             r.update(speed[r["name"]], latency_runs=rep.rounds * rep.latency_runs,
-                     throughput_batch=rep.throughput_batch)
+                     throughput_batch=rep.throughput_batch, latency_input_shape=list(self.timing_shape))
 
     def _write(self, rows) -> dict:
         metric, cfg, s = self.task.metric, self.cfg, self.splits
@@ -229,7 +253,7 @@ class Runner:
             "recipe": cfg.name, "task": self.task.name, "metric": metric, "command": self.command,
             "data": {"description": s.description, "synthetic": s.synthetic, "num_train": s.num_train,
                      "num_val": s.num_val, "num_test": s.num_test, "num_classes": s.num_classes,
-                     "input_shape": list(s.input_shape)},
+                     "input_shape": list(s.input_shape), "skipped_train_images": getattr(s, "skipped", 0)},
             "models": rows,
             "environment": {"date": datetime.datetime.now().isoformat(timespec="seconds"),
                             "tensorflow": tf.__version__, "keras": keras.__version__,
@@ -237,20 +261,21 @@ class Runner:
                             "gpus": len(tf.config.list_physical_devices("GPU"))},
             "config": to_dict(cfg),
         }
-        table = report.markdown_table(rows, metric)
+        table = report.markdown_table(rows, self.task.columns())
         lines = [f"# {cfg.name}: {self.task.name} results", ""]
         if self.command:
             lines += [f"Command: `{self.command}`", ""]
         lines += [f"Data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}, {s.num_train} train / "
-                  f"{s.num_val} val / {s.num_test} test images. {metric} is on the test split.", "", table, ""]
+                  f"{s.num_val} val / {s.num_test} test images. Metrics are on the test split.", "", table, ""]
         for r in rows:
             if r["role"] == "kd":
                 g = r["gap_recovered"]
-                lines.append(f"- {r['name']}: {100 * (r[metric] - b_val):+.2f} pt vs baseline; " + (
+                lines.append(f"- {r['name']}: {self.task.format_delta(r[metric] - b_val)} vs baseline; " + (
                     f"recovers {100 * g:.1f}% of the teacher-baseline gap." if g is not None
                     else "the baseline is not below the teacher, so there is no gap to recover."))
+        shape = "x".join(str(d) for d in self.timing_shape)
         lines += ["", f"Latency: median of {cfg.report.rounds * cfg.report.latency_runs} batch-1 calls "
-                      f"({cfg.report.rounds} interleaved rounds, "
+                      f"on {shape} inputs ({cfg.report.rounds} interleaved rounds, "
                       f"after all training), Keras on {os.cpu_count()} CPU cores; throughput: fastest batch of "
                       f"{cfg.report.throughput_batch}."]
         md = "\n".join(lines) + "\n"

@@ -6,9 +6,11 @@ import keras
 import tensorflow as tf
 
 from kd_keras import data as kd_data
+from kd_keras.models import create_model
+from kd_keras.tasks.base import Task
 
 
-class ClassificationTask:
+class ClassificationTask(Task):
     """Image classification: logits out, cross-entropy in, top-1 accuracy reported.
 
     Labels are one-hot in the pipeline (so MixUp/CutMix can soften them), the
@@ -19,9 +21,11 @@ class ClassificationTask:
     name = "classification"
     metric = "accuracy"
     default_losses = ("kd",)
+    sources = kd_data.SOURCES
 
     def load(self, cfg, seed: int) -> kd_data.DataSplits:
         """Loads the splits described by a `DataConfig`."""
+        self.check_source(cfg.source)
         return kd_data.load(cfg.source, path=cfg.resolved_path() or None, name=cfg.name or None,
                             data_dir=cfg.data_dir or None, image_size=cfg.image_size or None,
                             val_fraction=cfg.val_fraction, seed=seed, limit=cfg.limit or None)
@@ -38,13 +42,19 @@ class ClassificationTask:
         test = make(splits.test, eval_batch, False)
         return train, val, test
 
-    def hard_loss(self):
+    def create_model(self, m, splits, weights=None):
+        return create_model(m.model, splits.num_classes, splits.input_shape,
+                            weights=weights if weights is not None else (m.weights or None), **m.options)
+
+    def hard_loss(self, spec: dict | None = None):
+        if spec:
+            return super().hard_loss(spec)
         return keras.losses.CategoricalCrossentropy(from_logits=True)
 
     def metrics(self):
         return [keras.metrics.CategoricalAccuracy(name=self.metric)]
 
-    def evaluate(self, model: keras.Model, dataset) -> dict:
+    def evaluate(self, model: keras.Model, dataset, report_cfg=None) -> dict:
         """Top-1 accuracy of `model` (inference mode) on a batched dataset."""
         accuracy = keras.metrics.CategoricalAccuracy()
         forward = tf.function(lambda x: model(x, training=False))

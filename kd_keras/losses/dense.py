@@ -1,0 +1,219 @@
+"""Per-pixel losses for the dense tasks: edge detection and super-resolution.
+
+Supervised (labels vs student, given to `compile()`): `balanced_bce`
+(HED/RCF), `l1`. Distillation (teacher vs student): `edge_kd`,
+`output_l1`, `fakd`.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from kd_keras.losses.base import DistillLoss, check_non_negative, check_temperature
+from kd_keras.losses.features import _check_layer_name, _check_rank4
+from kd_keras.losses.registry import register_loss
+
+
+def _bce_with_logits(target, logits):
+    """Elementwise binary cross-entropy of `sigmoid(logits)` against a target in [0, 1].
+
+    `softplus(z) - q z`: exact for large |z| (softplus is computed stably),
+    with the smooth gradient `sigmoid(z) - q` everywhere, also at z = 0.
+    """
+    return ops.softplus(logits) - target * logits
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+@register_loss("balanced_bce", kind="supervised")
+class BalancedBCELoss(keras.losses.Loss):
+    """Class-balanced binary cross-entropy on edge logits (HED weighting, RCF labels).
+
+    The label of a pixel is the share of annotators who marked it a
+    boundary (0-1). Pixels with a share >= `threshold` are edges, pixels
+    with share 0 are non-edges, and pixels in between (marked by a
+    minority) are ignored, as in RCF. Edges are rare (about 10 % of BSDS
+    pixels), so with `P` edges and `N` non-edges counted over the batch,
+    edges are weighted `N / (P + N)` and non-edges `negative_weight *
+    P / (P + N)`. Each image's loss is the weighted sum over its pixels
+    divided by its pixel count, so the value does not grow with the crop.
+
+    Args:
+        threshold: annotator share from which a pixel is an edge, in (0, 1].
+        negative_weight: extra weight of non-edges (RCF's lambda, 1.1).
+
+    Reference:
+        Xie, Tu. Holistically-Nested Edge Detection. ICCV 2015, eq. 2.
+        Liu et al. Richer Convolutional Features for Edge Detection. CVPR
+        2017, eq. 1.
+    """
+
+    def __init__(self, threshold: float = 0.5, negative_weight: float = 1.1, name: str = "balanced_bce", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}.")
+        self.threshold = float(threshold)
+        self.negative_weight = check_non_negative("negative_weight", negative_weight)
+
+    def call(self, y_true, y_pred):
+        y = ops.cast(y_true, "float32")
+        logits = ops.cast(y_pred, "float32")
+        positive = ops.cast(y >= self.threshold, "float32")
+        negative = ops.cast(y <= 0.0, "float32")
+        n_pos, n_neg = ops.sum(positive), ops.sum(negative)
+        total = ops.maximum(n_pos + n_neg, 1.0)
+        weight = positive * (n_neg / total) + negative * (self.negative_weight * n_pos / total)
+        per_pixel = weight * _bce_with_logits(positive, logits)
+        return ops.mean(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold, "negative_weight": self.negative_weight}
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+@register_loss("l1", kind="supervised")
+class L1Loss(keras.losses.MeanAbsoluteError):
+    """Mean absolute error to the high-resolution image (EDSR's training loss).
+
+    Reference:
+        Lim et al. Enhanced Deep Residual Networks for Single Image
+        Super-Resolution. CVPR Workshops 2017 (section 4.1).
+    """
+
+    def __init__(self, name: str = "l1", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+
+def _check_same_shape(teacher_outputs, student_outputs, what):
+    t, s = tuple(teacher_outputs.shape), tuple(student_outputs.shape)
+    if len(t) != len(s) or any(a is not None and b is not None and a != b for a, b in zip(t[1:], s[1:])):
+        raise ValueError(f"{what} needs teacher and student outputs of the same shape, got teacher {t} and "
+                         f"student {s}; build both for the same task and scale.")
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+@register_loss("edge_kd")
+class EdgeKDLoss(DistillLoss):
+    """Per-pixel binary KD: BCE of the student's edge map to the teacher's, at a temperature.
+
+    `T^2 * mean_pixels BCE(sigmoid(t / T), sigmoid(s / T))`: Hinton's soft
+    targets for a per-pixel two-class output. Unbalanced, it is minimal
+    where the student's map equals the teacher's, and its gradient w.r.t.
+    the student logit is `T * (sigmoid(s/T) - sigmoid(t/T)) / pixels`, so
+    T^2 keeps its scale as T changes. (The minimum is the teacher's
+    entropy, not 0.)
+
+    With `balanced` (the default), the edge part `-q log p` is weighted
+    `1 - b` and the non-edge part `-(1 - q) log(1 - p)` is weighted `b`,
+    where `b` is the teacher's mean edge probability over the batch: HED's
+    class balancing with the teacher's soft map in place of the labels, so
+    that the rare edge pixels are not drowned by the background, as in the
+    supervised `balanced_bce` loss the student also trains with.
+
+    Args:
+        temperature: T > 0 applied to both logit maps.
+        balanced: weight edge and non-edge parts by the teacher's edge share.
+
+    Reference:
+        Hinton, Vinyals, Dean. Distilling the Knowledge in a Neural Network.
+        2015. Per-pixel distillation for dense prediction: Liu et al.
+        Structured Knowledge Distillation for Semantic Segmentation. CVPR
+        2019 (pixel-wise term).
+    """
+
+    def __init__(self, temperature: float = 1.0, balanced: bool = True):
+        self.temperature = check_temperature(temperature)
+        if not isinstance(balanced, bool):
+            raise ValueError(f"balanced must be true or false, got {balanced!r}.")
+        self.balanced = balanced
+
+    def validate_outputs(self, teacher_outputs, student_outputs):
+        _check_same_shape(teacher_outputs, student_outputs, "edge_kd")
+
+    def compute_loss(self, teacher_outputs, student_outputs, labels=None, **kwargs):
+        t = self.temperature
+        q = ops.sigmoid(ops.cast(teacher_outputs, "float32") / t)
+        z = ops.cast(student_outputs, "float32") / t
+        if not self.balanced:
+            return ops.mean(_bce_with_logits(q, z)) * (t * t)
+        b = ops.stop_gradient(ops.mean(q))
+        # -log p = softplus(-z), -log(1 - p) = softplus(z)
+        per_pixel = (1.0 - b) * q * ops.softplus(-z) + b * (1.0 - q) * ops.softplus(z)
+        return ops.mean(per_pixel) * (t * t)
+
+    def get_config(self):
+        return {"temperature": self.temperature, "balanced": self.balanced}
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+@register_loss("output_l1")
+class OutputL1Loss(DistillLoss):
+    """Mean absolute difference between the student's and the teacher's outputs.
+
+    For super-resolution, the teacher's SR image is a second, smoother
+    target beside the HR image.
+
+    Reference:
+        Gao, Zhuang, Lin, Wang. Image Super-Resolution Using Knowledge
+        Distillation. ACCV 2018; He et al. FAKD, ICIP 2020 (its output term).
+    """
+
+    def validate_outputs(self, teacher_outputs, student_outputs):
+        _check_same_shape(teacher_outputs, student_outputs, "output_l1")
+
+    def compute_loss(self, teacher_outputs, student_outputs, labels=None, **kwargs):
+        return ops.mean(ops.abs(ops.cast(student_outputs, "float32") - ops.cast(teacher_outputs, "float32")))
+
+
+def spatial_affinity(features):
+    """Cosine similarity between every pair of spatial positions: (N, HW, HW).
+
+    Each position's channel vector is L2-normalised, so teacher and student
+    maps of different widths give comparable matrices.
+    """
+    f = ops.cast(features, "float32")
+    shape = ops.shape(f)
+    f = ops.reshape(f, (shape[0], -1, shape[-1]))
+    f = f / (ops.sqrt(ops.sum(ops.square(f), axis=-1, keepdims=True)) + 1e-7)
+    return ops.matmul(f, ops.transpose(f, (0, 2, 1)))
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+@register_loss("fakd")
+class FAKDLoss(DistillLoss):
+    """Feature-affinity KD: L1 between teacher and student spatial affinity matrices.
+
+    The maps must have the same height and width (both at low resolution in
+    an SR network); channel counts may differ. Memory grows with
+    `(H * W)^2` per image, so use it on training patches, not whole images.
+
+    Args:
+        teacher_layer: name of the teacher layer (e.g. "block16_out").
+        student_layer: name of the student layer (e.g. "map4_out").
+
+    Reference:
+        He, Dai, Cai, Chen. FAKD: Feature-Affinity Based Knowledge
+        Distillation for Efficient Image Super-Resolution. ICIP 2020.
+        https://arxiv.org/abs/2005.14193 (spatial similarity, eq. 3-4).
+    """
+
+    def __init__(self, teacher_layer: str, student_layer: str):
+        self.teacher_layer_name = _check_layer_name("teacher_layer", teacher_layer)
+        self.student_layer_name = _check_layer_name("student_layer", student_layer)
+
+    def build(self, teacher_shape, student_shape):
+        _check_rank4("teacher", self.teacher_layer_name, teacher_shape)
+        _check_rank4("student", self.student_layer_name, student_shape)
+        t, s = tuple(teacher_shape[1:3]), tuple(student_shape[1:3])
+        if any(a is not None and b is not None and a != b for a, b in zip(t, s)):
+            raise ValueError(f"fakd needs maps of the same height and width, got teacher {self.teacher_layer_name!r} "
+                             f"{t} and student {self.student_layer_name!r} {s}; pick layers at the same resolution.")
+
+    def validate_outputs(self, teacher_outputs, student_outputs):
+        pass
+
+    def compute_loss(self, teacher_outputs, student_outputs, labels=None, **kwargs):
+        return ops.mean(ops.abs(spatial_affinity(teacher_outputs) - spatial_affinity(student_outputs)))
+
+    def get_config(self):
+        return {"teacher_layer": self.teacher_layer_name, "student_layer": self.student_layer_name}

@@ -1,0 +1,63 @@
+"""`--predict IMAGE --out OUT.png`: run a trained dense model on one image of any size."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+
+from kd_keras.data.images import read_image
+
+
+def default_model_path(cfg) -> str:
+    """The first KD student of the recipe's default output dir."""
+    name = cfg.distill[0].name if cfg.distill else "baseline"
+    return os.path.join("runs", cfg.name, f"{name}.keras")
+
+
+def load_trained(path: str) -> keras.Model:
+    """Loads a saved model with a one-line error for a missing or bad file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist; train one with the recipe first, "
+                                f"or pass --model PATH.")
+    try:
+        import kd_keras  # noqa: F401  (registers the custom layers)
+
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises several types for a bad file
+        raise ValueError(f"cannot load model {path!r} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                         f"pass a .keras file saved by a kd_keras recipe.") from None
+
+
+def write_png(path: str, image: np.ndarray, overwrite: bool) -> None:
+    """Writes a PNG atomically; refuses to replace a file unless `overwrite`."""
+    from PIL import Image
+
+    if not path.lower().endswith(".png"):
+        raise ValueError(f"--out must be a .png file for --predict, got {path!r}.")
+    if os.path.exists(path) and not overwrite:
+        raise ValueError(f"output {path!r} already exists; pass --overwrite to replace it or choose another --out.")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"output folder {parent!r} does not exist; create it or choose another --out.")
+    tmp = path[:-4] + ".partial.png"
+    Image.fromarray(image).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def predict(task, cfg, image_path: str, out: str | None, model_path: str | None, overwrite: bool = False):
+    """Reads `image_path`, runs the model, writes the task's output image to `out`.
+
+    Returns:
+        The output image as a uint8 array.
+    """
+    if not out:
+        raise ValueError("--predict needs --out OUT.png, the file to write.")
+    image = read_image(image_path)
+    model = load_trained(model_path or default_model_path(cfg))
+    result = task.predict(model, image)
+    write_png(out, result, overwrite)
+    print(f"wrote {out} ({result.shape[1]}x{result.shape[0]}) from {image_path} "
+          f"({image.shape[1]}x{image.shape[0]}) with {model.name}")
+    return result

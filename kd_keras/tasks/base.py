@@ -1,0 +1,115 @@
+"""What every task gives the one recipe runner, with the shared dense-task pieces."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from kd_keras.losses import create_loss
+from kd_keras.models import create_model
+
+
+class Task:
+    """A task: its data, models, supervised loss, metrics and report columns.
+
+    Subclasses set `name`, `metric` (higher is better; the KD gain and the
+    recovered gap are computed on it), `sources`, and implement `load`,
+    `pipelines`, `metrics` and `evaluate`.
+    """
+
+    name = ""
+    metric = ""
+    metric_label = ""
+    default_hard_loss: dict = {}
+    sources: tuple = ()
+    default_timing_size = 0
+
+    def check_source(self, source: str) -> None:
+        if source not in self.sources:
+            raise ValueError(f"unknown dataset source {source!r}; valid sources for {self.name}: "
+                             f"{', '.join(self.sources)}.")
+
+    def smoke_overrides(self) -> list[str]:
+        """`--set` overrides that shrink a run further in `--smoke` mode."""
+        return []
+
+    def create_model(self, m, splits, weights=None):
+        """Builds the model of a `ModelConfig` for this task's data."""
+        return create_model(m.model, input_shape=splits.input_shape,
+                            weights=weights if weights is not None else (m.weights or None), **m.options)
+
+    def samples_per_epoch(self, splits, data_cfg) -> int:
+        return splits.num_train
+
+    def hard_loss(self, spec: dict | None = None):
+        """The supervised loss: `spec` = `{method, <options>}` or the task default."""
+        spec = dict(spec or self.default_hard_loss)
+        if "method" not in spec:
+            raise ValueError(f"train.hard_loss needs a method, e.g. {self.default_hard_loss}, got {spec}.")
+        return create_loss(spec.pop("method"), kind="supervised", **spec)
+
+    def timing_shape(self, splits, report_cfg) -> tuple:
+        """Shape of one input image for the latency measurement."""
+        if splits.input_shape[0] is not None:
+            return tuple(splits.input_shape)
+        side = report_cfg.image_size or self.default_timing_size
+        return (side, side, splits.input_shape[-1])
+
+    def reference_models(self, splits, data_cfg) -> dict:
+        """Untrained reference models reported beside the others (e.g. bicubic)."""
+        return {}
+
+    def columns(self) -> list[tuple[str, str, str]]:
+        """Metric columns of the results table: (header, row key, format)."""
+        return [(self.metric_label or self.metric, self.metric, "pct")]
+
+    def format_delta(self, delta: float) -> str:
+        return f"{100 * delta:+.2f} pt"
+
+
+def padded_stack(arrays: list) -> tuple[np.ndarray, np.ndarray]:
+    """Stacks HxWxC arrays of different sizes into one zero-padded array, with their sizes."""
+    h = max(a.shape[0] for a in arrays)
+    w = max(a.shape[1] for a in arrays)
+    out = np.zeros((len(arrays), h, w, arrays[0].shape[-1]), arrays[0].dtype)
+    for i, a in enumerate(arrays):
+        out[i, : a.shape[0], : a.shape[1]] = a
+    return out, np.array([a.shape[:2] for a in arrays], np.int32)
+
+
+def random_crops(arrays: list, patch: int, repeats: int, flip: bool):
+    """Unbatched dataset of random `patch`-sided crops, `repeats` per array and pass.
+
+    Each pass visits the arrays in a new order; crops are flipped and
+    rotated by multiples of 90 degrees when `flip` (the usual dense-task
+    augmentation: HED, EDSR).
+    """
+    padded, sizes = padded_stack(arrays)
+    ds = tf.data.Dataset.from_tensor_slices((padded, sizes)).shuffle(len(arrays), reshuffle_each_iteration=True)
+
+    def crop(image, size):
+        y = tf.random.uniform((), 0, size[0] - patch + 1, dtype=tf.int32)
+        x = tf.random.uniform((), 0, size[1] - patch + 1, dtype=tf.int32)
+        out = image[y: y + patch, x: x + patch]
+        if flip:
+            out = tf.image.random_flip_left_right(out)
+            out = tf.image.rot90(out, tf.random.uniform((), 0, 4, dtype=tf.int32))
+        return out
+
+    return ds.repeat(repeats).map(crop, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def center_crops(arrays: list, patch: int) -> np.ndarray:
+    """Centre crops of side `patch` (or the smallest side, if smaller), stacked."""
+    side = min([patch] + [min(a.shape[:2]) for a in arrays])
+    out = []
+    for a in arrays:
+        y, x = (a.shape[0] - side) // 2, (a.shape[1] - side) // 2
+        out.append(a[y: y + side, x: x + side])
+    return np.stack(out)
+
+
+def single_image_forward(model):
+    """A traced forward pass for one image of any size (no retracing per size)."""
+    spec = tf.TensorSpec((1, None, None, model.inputs[0].shape[-1]), tf.float32)
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec])

@@ -1,0 +1,114 @@
+"""Edge detection: per-pixel boundary logits, class-balanced BCE, BSDS ODS/OIS."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from kd_keras.data.edges import load_bsds, load_synthetic
+from kd_keras.data.images import DenseSplits
+from kd_keras.metrics.edges import PixelF1, boundary_scores
+from kd_keras.tasks.base import Task, center_crops, random_crops, single_image_forward
+
+DEFAULT_PATCH = 96
+
+
+class EdgeDetectionTask(Task):
+    """Edge detection, scored with the BSDS benchmark (ODS, OIS, AP).
+
+    Data sources: "shapes" (the synthetic default) and "bsds" (the BSDS500
+    layout, see `kd_keras.data.edges.load_bsds`). Training uses random
+    crops with flips and 90-degree rotations; the test split is scored on
+    whole images.
+    """
+
+    name = "edge_detection"
+    metric = "ods"
+    metric_label = "ODS"
+    default_losses = ("edge_kd",)
+    default_hard_loss = {"method": "balanced_bce"}
+    sources = ("shapes", "bsds")
+    default_timing_size = 320
+
+    def smoke_overrides(self):
+        return ["data.limit=12", "data.repeats=1", "report.edge_thresholds=9", "report.workers=1",
+                "report.image_size=64"]
+
+    def load(self, cfg, seed: int) -> DenseSplits:
+        self.check_source(cfg.source)
+        patch = cfg.patch_size or DEFAULT_PATCH
+        if cfg.source == "shapes":
+            size = cfg.image_size or 96
+            if patch > size:
+                raise ValueError(f"data.patch_size={patch} is larger than the synthetic images ({size} px); "
+                                 f"lower data.patch_size or raise data.image_size.")
+            n = cfg.limit or 0
+            return load_synthetic(min(n, 300) if n else 300, min(n, 40) if n else 40, min(n, 40) if n else 40,
+                                  size, seed)
+        return load_bsds(cfg.resolved_path(), cfg.train_sets or ["train"], cfg.val_sets, cfg.test_sets or ["test"],
+                         patch, cfg.val_fraction, seed, cfg.limit)
+
+    def samples_per_epoch(self, splits, data_cfg) -> int:
+        return splits.num_train * max(1, data_cfg.repeats)
+
+    def pipelines(self, splits, cfg, seed: int):
+        patch = cfg.patch_size or DEFAULT_PATCH
+        # Image and label travel as one uint8 array so that they are cropped alike.
+        stacked = [np.concatenate([image, np.round(label * 255).astype(np.uint8)[..., None]], axis=-1)
+                   for _, image, label, _ in splits.train]
+
+        def split(crop):
+            crop = tf.cast(crop, tf.float32)
+            return crop[..., :3], crop[..., 3:] / 255.0
+
+        train = (random_crops(stacked, patch, max(1, cfg.repeats), cfg.augment.flip).map(split)
+                 .batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE))
+        val = None
+        if splits.val:
+            crops = center_crops([np.concatenate([e[1], np.round(e[2] * 255).astype(np.uint8)[..., None]], -1)
+                                  for e in splits.val], patch)
+            val = tf.data.Dataset.from_tensor_slices(crops).map(split).batch(cfg.batch_size)
+        return train, val, splits.test
+
+    def metrics(self):
+        return [PixelF1()]
+
+    def columns(self):
+        return [("ODS", "ods", "f3"), ("OIS", "ois", "f3"), ("AP", "ap", "f3"), ("pixel F1", "pixel_f1", "f3")]
+
+    def format_delta(self, delta: float) -> str:
+        return f"{delta:+.3f} ODS"
+
+    def probabilities(self, model, images) -> list:
+        """Edge probability maps (HxW, 0-1) of whole images of any size."""
+        forward = single_image_forward(model)
+        return [tf.sigmoid(forward(tf.constant(im[None], tf.float32)))[0, ..., 0].numpy() for im in images]
+
+    def evaluate(self, model, test: dict, report_cfg=None) -> dict:
+        """BSDS ODS/OIS/AP over every test set together, and the pixel F1 at 0.5.
+
+        With `report_cfg.edge_max_images`, ODS/OIS/AP use the first N test
+        images (the pixel F1 still uses all); `benchmark_images` says how
+        many were scored.
+        """
+        examples = [e for examples in test.values() for e in examples]
+        probs = self.probabilities(model, [e[1] for e in examples])
+        kw, n = {}, len(examples)
+        if report_cfg is not None:
+            kw = dict(n_thresholds=report_cfg.edge_thresholds, max_dist=report_cfg.edge_max_dist,
+                      workers=report_cfg.workers or None)
+            n = min(n, report_cfg.edge_max_images or n)
+        scores = boundary_scores(probs[:n], [e[3] for e in examples[:n]], **kw)
+        scores["benchmark_images"] = n
+        if report_cfg is not None:
+            scores["benchmark_thresholds"] = report_cfg.edge_thresholds
+        f1 = PixelF1()
+        for p, e in zip(probs, examples):
+            f1.update_state(e[2][None, ..., None], (p[None, ..., None] > 0.5).astype("float32") * 2 - 1)
+        scores["pixel_f1"] = float(f1.result())
+        return scores
+
+    def predict(self, model, image: np.ndarray) -> np.ndarray:
+        """The edge map of an RGB uint8 image as a uint8 grey image (255 = edge)."""
+        prob = self.probabilities(model, [image])[0]
+        return np.round(prob * 255).astype(np.uint8)

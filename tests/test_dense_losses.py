@@ -1,0 +1,109 @@
+"""Dense-task losses against hand-computed values."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kd_keras.losses import BalancedBCELoss, EdgeKDLoss, FAKDLoss, OutputL1Loss, create_loss, list_losses
+
+
+def bce(q, z):
+    """Binary cross-entropy of sigmoid(z) against target q, by the textbook formula."""
+    p = 1 / (1 + math.exp(-z))
+    return -(q * math.log(p) + (1 - q) * math.log(1 - p))
+
+
+def test_balanced_bce_weights_edges_and_ignores_minority_pixels():
+    # One edge (share 1.0), two non-edges (0), one pixel marked by a minority (0.4): ignored.
+    y = np.array([1.0, 0.0, 0.4, 0.0], "float32").reshape(1, 2, 2, 1)
+    z = np.array([2.0, -1.0, 5.0, 0.5], "float32").reshape(1, 2, 2, 1)
+    w_pos, w_neg = 2 / 3, 1.1 * 1 / 3  # N/(P+N) and lambda*P/(P+N) with P=1, N=2
+    expected = (w_pos * bce(1, 2.0) + w_neg * (bce(0, -1.0) + bce(0, 0.5))) / 4
+    assert float(BalancedBCELoss()(y, z)) == pytest.approx(expected, rel=1e-5)
+    # The ignored pixel's logit does not matter.
+    z2 = z.copy()
+    z2[0, 1, 0, 0] = -30.0
+    assert float(BalancedBCELoss()(y, z2)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_balanced_bce_counts_over_the_batch_and_is_stable():
+    y = np.zeros((2, 4, 4, 1), "float32")
+    y[0, 1, 1] = 1.0  # the second image has no edge at all: its non-edges still count
+    z = np.full((2, 4, 4, 1), 80.0, "float32")  # saturated logits: no inf/nan
+    value = float(BalancedBCELoss(negative_weight=1.0)(y, z))
+    w_neg = 1 / 32
+    expected = (15 * w_neg * 80.0 / 16 + 16 * w_neg * 80.0 / 16) / 2
+    assert value == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.5, True])
+def test_balanced_bce_rejects_bad_threshold(bad):
+    with pytest.raises(ValueError, match=f"threshold must be a number in \\(0, 1\\], got {bad!r}"):
+        BalancedBCELoss(threshold=bad)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_edge_kd_matches_hand_computed_bce_and_its_gradient(temperature):
+    t = np.array([2.0, -1.0, 0.0, 3.0], "float32").reshape(1, 2, 2, 1)
+    s = np.array([0.0, 1.0, -2.0, 3.0], "float32").reshape(1, 2, 2, 1)
+    T = temperature
+    q = [1 / (1 + math.exp(-v / T)) for v in t.ravel()]
+    expected = T * T * np.mean([bce(qi, si / T) for qi, si in zip(q, s.ravel())])
+    loss = EdgeKDLoss(temperature, balanced=False)
+    assert float(loss.compute_loss(t, s)) == pytest.approx(expected, rel=1e-5)
+    s_var = tf.Variable(s)
+    with tf.GradientTape() as tape:
+        value = loss.compute_loss(t, s_var)
+    grad = tape.gradient(value, s_var).numpy().ravel()
+    sig = 1 / (1 + np.exp(-s.ravel() / T))
+    np.testing.assert_allclose(grad, T * (sig - np.array(q)) / 4, rtol=1e-4, atol=1e-7)
+
+
+def test_balanced_edge_kd_weights_by_the_teachers_edge_share():
+    t = np.array([2.0, -2.0, -3.0, -1.0], "float32").reshape(1, 2, 2, 1)
+    s = np.array([1.0, 0.0, -1.0, 2.0], "float32").reshape(1, 2, 2, 1)
+    q = 1 / (1 + np.exp(-t.ravel()))
+    b = q.mean()
+    expected = np.mean([(1 - b) * qi * -math.log(1 / (1 + math.exp(-si)))
+                        + b * (1 - qi) * -math.log(1 - 1 / (1 + math.exp(-si))) for qi, si in zip(q, s.ravel())])
+    assert float(EdgeKDLoss(1.0).compute_loss(t, s)) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="balanced must be true or false, got 'yes'"):
+        EdgeKDLoss(balanced="yes")
+
+
+def test_edge_kd_is_minimal_when_the_student_copies_the_teacher():
+    t = np.random.default_rng(0).normal(0, 3, (2, 5, 5, 1)).astype("float32")
+    loss = EdgeKDLoss(2.0, balanced=False)
+    at_teacher = float(loss.compute_loss(t, t))
+    for delta in (0.5, -0.5):
+        assert float(loss.compute_loss(t, t + delta)) > at_teacher
+
+
+def test_output_l1_is_the_mean_absolute_difference():
+    t = np.array([[[[10.0, 20.0, 30.0]]]], "float32")
+    s = np.array([[[[12.0, 17.0, 30.0]]]], "float32")
+    assert float(OutputL1Loss().compute_loss(t, s)) == pytest.approx(5.0 / 3)
+
+
+def test_fakd_compares_spatial_affinities_whatever_the_widths():
+    # Teacher: two positions with orthogonal features -> affinity = identity.
+    t = np.array([[[[1.0, 0.0], [0.0, 3.0]]]], "float32")  # (1, 1, 2, 2)
+    # Student (3 channels): both positions point the same way -> affinity = all ones.
+    s = np.array([[[[1.0, 1.0, 0.0], [2.0, 2.0, 0.0]]]], "float32")
+    loss = create_loss("fakd", teacher_layer="t", student_layer="s")
+    assert float(loss.compute_loss(t, s)) == pytest.approx(0.5, rel=1e-5)  # |I - 1| averaged over 4 entries
+    assert float(loss.compute_loss(t, t)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fakd_rejects_maps_of_different_size():
+    loss = FAKDLoss("block1_out", "map1_out")
+    with pytest.raises(ValueError, match="fakd needs maps of the same height and width"):
+        loss.build((None, 8, 8, 64), (None, 4, 4, 12))
+
+
+def test_dense_losses_are_registered_by_kind():
+    assert {"edge_kd", "output_l1", "fakd"} <= set(list_losses())
+    assert list_losses("supervised") == ["balanced_bce", "l1"]
+    assert float(create_loss("l1", kind="supervised")(np.ones((1, 2, 2, 3)), np.zeros((1, 2, 2, 3)))) == 1.0

@@ -1,0 +1,50 @@
+"""Edge and super-resolution models: any input size, save/load, and student size."""
+
+import keras
+import numpy as np
+import pytest
+
+from kd_keras.models import create_model, list_models
+
+DENSE = list_models(task="edge_detection") + list_models(task="super_resolution")
+
+
+@pytest.mark.parametrize("name", DENSE)
+def test_dense_model_is_fully_convolutional_and_reloads(name, tmp_path):
+    sr = name in list_models(task="super_resolution")
+    kw = {"scale": 3} if sr else {}
+    model = create_model(name, **kw)
+    x = np.random.default_rng(0).uniform(0, 255, (1, 23, 37, 3)).astype("float32")
+    out = model(x, training=False).numpy()
+    assert out.shape == ((1, 69, 111, 3) if sr else (1, 23, 37, 1)) and np.isfinite(out).all()
+    path = str(tmp_path / f"{name}.keras")
+    model.save(path)
+    np.testing.assert_allclose(keras.models.load_model(path)(x).numpy(), out, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("teacher, student, kw", [("hed", "edge_unet", {}), ("edsr_baseline", "fsrcnn", {"scale": 2}),
+                                                  ("edsr_baseline", "fsrcnn", {"scale": 4})])
+def test_default_students_have_at_most_a_tenth_of_the_teacher_params(teacher, student, kw):
+    t, s = create_model(teacher, **kw), create_model(student, **kw)
+    assert s.count_params() * 10 <= t.count_params()
+
+
+def test_bicubic_reference_has_no_weights_and_upscales():
+    model = create_model("bicubic", scale=2)
+    assert model.count_params() == 0
+    flat = np.full((1, 6, 6, 3), 90.0, "float32")
+    np.testing.assert_allclose(model(flat).numpy(), np.full((1, 12, 12, 3), 90.0), atol=1e-3)
+
+
+def test_sr_models_eat_grey_images():
+    model = create_model("fsrcnn", input_shape=(None, None, 1), scale=2)
+    assert model(np.zeros((1, 5, 5, 1), "float32")).shape == (1, 10, 10, 3)
+
+
+def test_hed_rejects_a_backbone_without_stages_and_bad_scale_is_named():
+    with pytest.raises(ValueError, match="hed backbone must be a registered classifier"):
+        create_model("hed", backbone="edge_unet")
+    with pytest.raises(ValueError, match="scale must be one of 2, 3, 4, got 5"):
+        create_model("fsrcnn", scale=5)
+    with pytest.raises(ValueError, match="takes no num_classes"):
+        create_model("edge_unet", 10)

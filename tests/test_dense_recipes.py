@@ -1,0 +1,138 @@
+"""Edge-detection and super-resolution recipes end to end (smoke mode), predict, bad input."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_dense_data import make_bsds
+
+from kd_keras.config import REPO_ROOT
+from kd_keras.recipes.cli import main
+
+ROW_FIELDS = {"name", "role", "arch", "params", "size_bytes", "latency_ms_b1", "latency_input_shape",
+              "throughput", "train_seconds", "file"}
+EDGES = ("edge_detection", str(REPO_ROOT / "recipes" / "edges_synthetic.toml"))
+SR = ("super_resolution", str(REPO_ROOT / "recipes" / "sr_skimage.toml"))
+
+
+def run_cli(capsys, recipe, *argv):
+    code = main(*recipe, list(argv))
+    captured = capsys.readouterr()
+    return code, captured.err.strip(), captured.out
+
+
+@pytest.fixture(scope="module")
+def edge_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("edges") / "run"
+    assert main(*EDGES, ["--smoke", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def sr_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sr") / "run"
+    assert main(*SR, ["--smoke", "--out", str(out)]) == 0
+    return out
+
+
+def check_rows(out, metric_keys, roles):
+    results = json.loads((out / "results.json").read_text())
+    assert [m["role"] for m in results["models"]] == roles
+    for row in results["models"]:
+        assert ROW_FIELDS | set(metric_keys) <= set(row), (ROW_FIELDS | set(metric_keys)) - set(row)
+        assert row["size_bytes"] == os.path.getsize(out / row["file"]) > 0
+        assert row["latency_ms_b1"] > 0 and len(row["latency_input_shape"]) == 3
+    return results
+
+
+def test_edge_smoke_run_reports_ods_ois_and_says_synthetic(edge_run):
+    results = check_rows(edge_run, {"ods", "ois", "ap", "pixel_f1"}, ["teacher", "baseline", "kd"])
+    assert results["task"] == "edge_detection" and results["metric"] == "ods"
+    assert results["data"]["synthetic"] is True
+    for row in results["models"]:
+        assert 0.0 <= row["ods"] <= row["ois"] + 1e-9 <= 1.0 + 1e-9
+    teacher, student = results["models"][0], results["models"][2]
+    assert student["params"] * 10 <= teacher["params"]
+    md = (edge_run / "results.md").read_text()
+    assert "(SYNTHETIC)" in md and "| ODS | OIS |" in md and "ODS vs baseline" in md
+
+
+def test_sr_smoke_run_reports_psnr_ssim_and_bicubic(sr_run):
+    results = check_rows(sr_run, {"psnr", "ssim"}, ["teacher", "baseline", "kd", "reference"])
+    bicubic = results["models"][3]
+    assert bicubic["name"] == "bicubic" and bicubic["params"] == 0 and bicubic["train_seconds"] is None
+    assert 20 < bicubic["psnr"] < 50 and 0 < bicubic["ssim"] <= 1
+    assert "| bicubic | reference |" in (sr_run / "results.md").read_text()
+
+
+def write_image(path, h, w, grey=False):
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (h, w) if grey else (h, w, 3)).astype(np.uint8)).save(path)
+    return path
+
+
+def test_edge_predict_writes_a_png_of_the_input_size(edge_run, tmp_path, capsys):
+    image = write_image(tmp_path / "photo.jpg", 37, 53)
+    out = tmp_path / "edges.png"
+    code, err, _ = run_cli(capsys, EDGES, "--predict", str(image), "--out", str(out), "--model",
+                           str(edge_run / "kd.keras"))
+    assert code == 0, err
+    edges = np.asarray(Image.open(out))
+    assert edges.shape == (37, 53) and edges.dtype == np.uint8
+    # Refuses to overwrite, and names the fix.
+    code, err, _ = run_cli(capsys, EDGES, "--predict", str(image), "--out", str(out), "--model",
+                           str(edge_run / "kd.keras"))
+    assert code == 2 and err == f"error: output '{out}' already exists; pass --overwrite to replace it or " \
+                                f"choose another --out."
+
+
+def test_sr_predict_writes_a_png_scale_times_larger(sr_run, tmp_path, capsys):
+    image = write_image(tmp_path / "small.png", 21, 30, grey=True)
+    out = tmp_path / "sr.png"
+    code, err, _ = run_cli(capsys, SR, "--predict", str(image), "--out", str(out), "--model",
+                           str(sr_run / "kd.keras"))
+    assert code == 0, err
+    assert np.asarray(Image.open(out)).shape == (42, 60, 3)
+
+
+def test_predict_names_a_corrupt_image_and_a_missing_model(sr_run, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    code, err, _ = run_cli(capsys, SR, "--predict", str(bad), "--out", str(tmp_path / "o.png"), "--model",
+                           str(sr_run / "kd.keras"))
+    assert code == 2 and f"cannot read image '{bad}'" in err and "\n" not in err
+    assert not (tmp_path / "o.png").exists()
+    good = write_image(tmp_path / "ok.png", 8, 8)
+    code, err, _ = run_cli(capsys, SR, "--predict", str(good), "--out", str(tmp_path / "o.png"), "--model",
+                           str(tmp_path / "none.keras"))
+    assert code == 2 and "model file" in err and "does not exist" in err
+
+
+@pytest.mark.parametrize("scale", ["5", "1"])
+def test_bad_scale_is_one_line_and_writes_nothing(scale, tmp_path, capsys):
+    code, err, _ = run_cli(capsys, SR, "--smoke", "--set", f"data.scale={scale}", "--out", str(tmp_path / "r"))
+    assert code == 2 and err == f"error: scale must be one of 2, 3, 4, got {scale}."
+    assert not (tmp_path / "r" / "results.json").exists()
+
+
+def test_bsds_recipe_names_a_missing_ground_truth_map(tmp_path, capsys):
+    root = make_bsds(tmp_path / "bsds")
+    (root / "gt" / "train" / "train1.png").unlink()
+    code, err, _ = run_cli(capsys, EDGES, "--config", str(REPO_ROOT / "recipes" / "bsds500.toml"), "--smoke",
+                           "--data", str(root), "--out", str(tmp_path / "r"))
+    assert code == 2 and "ground-truth map" in err and "train1.png' is missing for image" in err
+    assert "\n" not in err and not (tmp_path / "r" / "results.json").exists()
+
+
+def test_bsds_recipe_smoke_runs_on_a_made_folder(tmp_path, capsys):
+    root = make_bsds(tmp_path / "bsds", {"train": [(40, 48), (48, 40), (20, 20)], "val": [(40, 40)],
+                                          "test": [(41, 47)]})
+    code, err, _ = run_cli(capsys, EDGES, "--config", str(REPO_ROOT / "recipes" / "bsds500.toml"), "--smoke",
+                           "--data", str(root), "--out", str(tmp_path / "r"), "--set", "data.patch_size=32",
+                           "--set", "teacher.epochs=1", "--set", "teacher.weights=")
+    assert code == 0, err
+    assert "skipped 1 of 3 training images smaller than the 32x32 patch" in err
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert results["data"]["synthetic"] is False and results["data"]["skipped_train_images"] == 1
