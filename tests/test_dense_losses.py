@@ -107,3 +107,14 @@ def test_dense_losses_are_registered_by_kind():
     assert {"edge_kd", "output_l1", "fakd"} <= set(list_losses())
     assert list_losses("supervised") == ["balanced_bce", "l1"]
     assert float(create_loss("l1", kind="supervised")(np.ones((1, 2, 2, 3)), np.zeros((1, 2, 2, 3)))) == 1.0
+
+
+def test_l1_and_its_charbonnier_smoothing_by_hand():
+    y = np.zeros((1, 1, 2, 1), "float32")
+    pred = np.array([3.0, -0.5], "float32").reshape(1, 1, 2, 1)
+    assert float(create_loss("l1", kind="supervised")(y, pred)) == pytest.approx(1.75)
+    smooth = (math.sqrt(9 + 1) - 1 + math.sqrt(0.25 + 1) - 1) / 2
+    assert float(create_loss("l1", kind="supervised", epsilon=1.0)(y, pred)) == pytest.approx(smooth, rel=1e-6)
+    assert float(OutputL1Loss(epsilon=1.0).compute_loss(y, pred)) == pytest.approx(smooth, rel=1e-6)
+    with pytest.raises(ValueError, match="epsilon must be a number >= 0, got -1"):
+        OutputL1Loss(epsilon=-1)

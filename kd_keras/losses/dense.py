@@ -70,18 +70,47 @@ class BalancedBCELoss(keras.losses.Loss):
         return {**super().get_config(), "threshold": self.threshold, "negative_weight": self.negative_weight}
 
 
+def charbonnier(diff, epsilon: float):
+    """`sqrt(d^2 + eps^2) - eps`: |d| for eps = 0, quadratic for |d| << eps."""
+    if epsilon == 0:
+        return ops.abs(diff)
+    return ops.sqrt(ops.square(diff) + epsilon * epsilon) - epsilon
+
+
+def _check_epsilon(epsilon) -> float:
+    return check_non_negative("epsilon", epsilon)
+
+
 @keras.saving.register_keras_serializable(package="kd_keras")
 @register_loss("l1", kind="supervised")
-class L1Loss(keras.losses.MeanAbsoluteError):
+class L1Loss(keras.losses.Loss):
     """Mean absolute error to the high-resolution image (EDSR's training loss).
+
+    With `epsilon > 0` it is the Charbonnier loss `sqrt(d^2 + eps^2) - eps`
+    (LapSRN): L1 for errors well above `eps`, quadratic below. Pure L1's
+    gradient is the sign of the error, so a network that starts at the
+    bicubic image (a residual SR net) sits at zero residual for a long time;
+    a smoothing of one grey level lets it learn within a CPU budget.
+
+    Args:
+        epsilon: smoothing in output units (0-255 scale); 0 is plain L1.
 
     Reference:
         Lim et al. Enhanced Deep Residual Networks for Single Image
-        Super-Resolution. CVPR Workshops 2017 (section 4.1).
+        Super-Resolution. CVPR Workshops 2017 (section 4.1); Lai et al. Deep
+        Laplacian Pyramid Networks (LapSRN). CVPR 2017 (Charbonnier loss).
     """
 
-    def __init__(self, name: str = "l1", **kwargs):
+    def __init__(self, epsilon: float = 0.0, name: str = "l1", **kwargs):
         super().__init__(name=name, **kwargs)
+        self.epsilon = _check_epsilon(epsilon)
+
+    def call(self, y_true, y_pred):
+        diff = ops.cast(y_pred, "float32") - ops.cast(y_true, "float32")
+        return ops.mean(ops.reshape(charbonnier(diff, self.epsilon), (ops.shape(diff)[0], -1)), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
 
 
 def _check_same_shape(teacher_outputs, student_outputs, what):
@@ -151,18 +180,29 @@ class OutputL1Loss(DistillLoss):
     """Mean absolute difference between the student's and the teacher's outputs.
 
     For super-resolution, the teacher's SR image is a second, smoother
-    target beside the HR image.
+    target beside the HR image. `epsilon > 0` smooths it as the Charbonnier
+    loss (see `L1Loss`).
+
+    Args:
+        epsilon: smoothing in output units; 0 is plain L1.
 
     Reference:
         Gao, Zhuang, Lin, Wang. Image Super-Resolution Using Knowledge
         Distillation. ACCV 2018; He et al. FAKD, ICIP 2020 (its output term).
     """
 
+    def __init__(self, epsilon: float = 0.0):
+        self.epsilon = _check_epsilon(epsilon)
+
     def validate_outputs(self, teacher_outputs, student_outputs):
         _check_same_shape(teacher_outputs, student_outputs, "output_l1")
 
     def compute_loss(self, teacher_outputs, student_outputs, labels=None, **kwargs):
-        return ops.mean(ops.abs(ops.cast(student_outputs, "float32") - ops.cast(teacher_outputs, "float32")))
+        diff = ops.cast(student_outputs, "float32") - ops.cast(teacher_outputs, "float32")
+        return ops.mean(charbonnier(diff, self.epsilon))
+
+    def get_config(self):
+        return {"epsilon": self.epsilon}
 
 
 def spatial_affinity(features):

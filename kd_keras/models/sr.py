@@ -49,11 +49,15 @@ def _upsampler(x, filters: int, scale: int):
 
 
 @register_model(role="teacher", task="super_resolution")
-def edsr_baseline(input_shape=(None, None, 3), scale: int = 2, blocks: int = 16, filters: int = 64):
+def edsr_baseline(input_shape=(None, None, 3), scale: int = 2, blocks: int = 16, filters: int = 64,
+                  residual: bool = True):
     """EDSR-baseline: residual blocks without BatchNorm, long skip, sub-pixel upsampler.
 
     16 blocks of 64 filters (1.37 M parameters at x2). Block outputs are
-    named `block{i}_out` for feature losses (FAKD).
+    named `block{i}_out` for feature losses (FAKD). With `residual` (a
+    departure from the paper, for short CPU budgets), the output is added
+    to the bicubic upscaling and the last convolution starts at zero, so the
+    untrained network is exactly bicubic and training only adds detail.
 
     Reference:
         Lim, Son, Kim, Nah, Lee. Enhanced Deep Residual Networks for Single
@@ -72,8 +76,18 @@ def edsr_baseline(input_shape=(None, None, 3), scale: int = 2, blocks: int = 16,
     x = keras.layers.Conv2D(filters, 3, padding="same", name="body_conv")(x)
     x = keras.layers.Add(name="body_skip")([x, head])
     x = _upsampler(x, filters, scale)
+    if residual:
+        x = keras.layers.Conv2D(3, 3, padding="same", kernel_initializer="zeros", name="tail_conv")(x)
+        return _add_bicubic(x, inputs, scale, f"edsr_baseline_x{scale}")
     x = keras.layers.Conv2D(3, 3, padding="same", name="tail_conv")(x)
     return keras.Model(inputs, _denormalise(x), name=f"edsr_baseline_x{scale}")
+
+
+def _add_bicubic(residual, inputs, scale: int, name: str) -> keras.Model:
+    """Output = bicubic(input) + 255 * residual: the network learns only the detail."""
+    residual = keras.layers.Rescaling(255.0, name="residual_scale")(residual)
+    return keras.Model(inputs, keras.layers.Add(name="sr")([residual, Upscale(scale, name="bicubic")(_rgb(inputs))]),
+                       name=name)
 
 
 @register_model(role="student", task="super_resolution")
@@ -107,12 +121,11 @@ def fsrcnn(input_shape=(None, None, 3), scale: int = 2, d: int = 56, s: int = 12
     for i in range(1, m + 1):
         x = conv(x, s, 3, f"map{i}")
     x = conv(x, d, 1, "expand")
-    x = keras.layers.Conv2D(3 * scale * scale, 3, padding="same", name="subpixel_conv")(x)
+    init = "zeros" if residual else "glorot_uniform"
+    x = keras.layers.Conv2D(3 * scale * scale, 3, padding="same", kernel_initializer=init, name="subpixel_conv")(x)
     x = PixelShuffle(scale, name="subpixel_shuffle")(x)
     if residual:
-        x = keras.layers.Rescaling(255.0, name="residual_scale")(x)
-        return keras.Model(inputs, keras.layers.Add(name="sr")([x, Upscale(scale, name="bicubic")(rgb)]),
-                           name=f"fsrcnn_x{scale}")
+        return _add_bicubic(x, inputs, scale, f"fsrcnn_x{scale}")
     return keras.Model(inputs, _denormalise(x), name=f"fsrcnn_x{scale}")
 
 
