@@ -48,3 +48,22 @@ def test_hed_rejects_a_backbone_without_stages_and_bad_scale_is_named():
         create_model("fsrcnn", scale=5)
     with pytest.raises(ValueError, match="takes no num_classes"):
         create_model("edge_unet", 10)
+
+
+def test_edge_student_distils_logits_and_features_from_hed_in_one_step():
+    from kd_keras import Distiller, create_loss
+    from kd_keras.metrics import PixelF1
+
+    teacher = create_model("hed", backbone="resnet18")
+    student = create_model("edge_unet", widths=(4, 8))
+    distiller = Distiller(student, teacher, [create_loss("edge_kd", temperature=2.0),
+                                             create_loss("fitnets", teacher_layer="stage1_out",
+                                                         student_layer="enc2_out")], loss_weights=[1.0, 0.5])
+    distiller.compile("adam", create_loss("balanced_bce", kind="supervised"), metrics=[PixelF1()])
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    y = (rng.uniform(size=(2, 32, 32, 1)) > 0.9).astype("float32")
+    before = [w.numpy().copy() for w in teacher.weights]
+    logs = distiller.train_on_batch(x, y, return_dict=True)
+    assert logs["distillation_loss"] > 0 and np.isfinite(logs["loss"]) and "pixel_f1" in logs
+    assert all((a == w.numpy()).all() for a, w in zip(before, teacher.weights))  # the teacher stays frozen
