@@ -136,3 +136,28 @@ def test_bsds_recipe_smoke_runs_on_a_made_folder(tmp_path, capsys):
     assert "skipped 1 of 3 training images smaller than the 32x32 patch" in err
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert results["data"]["synthetic"] is False and results["data"]["skipped_train_images"] == 1
+
+
+SHARED = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "sr" / "Set5").exists(), reason="shared SR sets not present (../shared/data/sr)")
+def test_t91_recipe_smoke_on_the_shared_sets(tmp_path, capsys):
+    code, err, _ = run_cli(capsys, SR, "--config", str(REPO_ROOT / "recipes" / "sr_t91.toml"), "--smoke",
+                           "--data", str(SHARED / "sr"), "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    row = results["models"][-1]
+    assert row["name"] == "bicubic" and {"psnr", "ssim", "psnr_Set14", "ssim_Set14"} <= set(row)
+    assert 25 < row["psnr"] < 40  # bicubic x2 on Set5 is about 33.7 dB
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "bsds500").exists(), reason="shared BSDS500 not present (../shared/data/bsds500)")
+def test_bsds500_recipe_smoke_on_the_shared_data(tmp_path, capsys):
+    code, err, _ = run_cli(capsys, EDGES, "--config", str(REPO_ROOT / "recipes" / "bsds500.toml"), "--smoke",
+                           "--data", str(SHARED / "bsds500"), "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert [m["benchmark_images"] for m in results["models"]] == [12, 12, 12]
+    assert all(0 < m["ods"] <= m["ois"] + 1e-9 for m in results["models"])
