@@ -57,6 +57,7 @@ def test_edge_smoke_run_reports_ods_ois_and_says_synthetic(edge_run):
     assert student["params"] * 10 <= teacher["params"]
     md = (edge_run / "results.md").read_text()
     assert "(SYNTHETIC)" in md and "| ODS | OIS |" in md and "ODS vs baseline" in md
+    assert "BSDS protocol" in md and "12 test images at 9 thresholds" in md
 
 
 def test_sr_smoke_run_reports_psnr_ssim_and_bicubic(sr_run):

@@ -273,6 +273,7 @@ class Runner:
                 lines.append(f"- {r['name']}: {self.task.format_delta(r[metric] - b_val)} vs baseline; " + (
                     f"recovers {100 * g:.1f}% of the teacher-baseline gap." if g is not None
                     else "the baseline is not below the teacher, so there is no gap to recover."))
+        lines += ["", *self.task.report_notes(rows)]
         shape = "x".join(str(d) for d in self.timing_shape)
         lines += ["", f"Latency: median of {cfg.report.rounds * cfg.report.latency_runs} batch-1 calls "
                       f"on {shape} inputs ({cfg.report.rounds} interleaved rounds, "

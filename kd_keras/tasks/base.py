@@ -66,6 +66,10 @@ class Task:
     def format_delta(self, delta: float) -> str:
         return f"{100 * delta:+.2f} pt"
 
+    def report_notes(self, rows: list[dict]) -> list[str]:
+        """Extra lines for results.md (how the metric was measured)."""
+        return []
+
 
 def padded_stack(arrays: list) -> tuple[np.ndarray, np.ndarray]:
     """Stacks HxWxC arrays of different sizes into one zero-padded array, with their sizes."""

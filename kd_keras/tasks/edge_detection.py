@@ -79,6 +79,13 @@ class EdgeDetectionTask(Task):
     def format_delta(self, delta: float) -> str:
         return f"{delta:+.3f} ODS"
 
+    def report_notes(self, rows):
+        r = rows[0]
+        return [f"ODS/OIS/AP: BSDS protocol (pyEdgeEval: NMS, thinning, matching within "
+                f"{r.get('benchmark_max_dist', 0.0075)} of the diagonal, every annotator) on "
+                f"{r['benchmark_images']} test images at {r.get('benchmark_thresholds', 99)} thresholds; "
+                f"pixel F1 at probability 0.5 on all test images."]
+
     def probabilities(self, model, images) -> list:
         """Edge probability maps (HxW, 0-1) of whole images of any size."""
         forward = single_image_forward(model)
@@ -102,6 +109,7 @@ class EdgeDetectionTask(Task):
         scores["benchmark_images"] = n
         if report_cfg is not None:
             scores["benchmark_thresholds"] = report_cfg.edge_thresholds
+            scores["benchmark_max_dist"] = report_cfg.edge_max_dist
         f1 = PixelF1()
         for p, e in zip(probs, examples):
             f1.update_state(e[2][None, ..., None], (p[None, ..., None] > 0.5).astype("float32") * 2 - 1)

@@ -123,6 +123,10 @@ class SuperResolutionTask(Task):
     def format_delta(self, delta: float) -> str:
         return f"{delta:+.2f} dB"
 
+    def report_notes(self, rows):
+        return [f"PSNR/SSIM: Y channel (BT.601), {self.scale} pixels shaved, LR = bicubic downscaling with "
+                f"antialias; mean over the images of each test set."]
+
     def super_resolve(self, model, lr_images) -> list:
         """SR outputs (float, 0-255, unclipped) of whole LR images of any size."""
         forward = single_image_forward(model)
