@@ -37,8 +37,9 @@ def test_bicubic_reference_has_no_weights_and_upscales():
 
 
 def test_sr_models_eat_grey_images():
-    model = create_model("fsrcnn", input_shape=(None, None, 1), scale=2)
-    assert model(np.zeros((1, 5, 5, 1), "float32")).shape == (1, 10, 10, 3)
+    for name in ("fsrcnn", "edsr_baseline", "bicubic"):
+        model = create_model(name, input_shape=(None, None, 1), scale=2)
+        assert model(np.zeros((1, 5, 5, 1), "float32")).shape == (1, 10, 10, 3)
 
 
 def test_hed_rejects_a_backbone_without_stages_and_bad_scale_is_named():

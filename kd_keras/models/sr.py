@@ -66,7 +66,8 @@ def edsr_baseline(input_shape=(None, None, 3), scale: int = 2, blocks: int = 16,
     """
     scale = check_scale(scale)
     inputs = image_input(input_shape)
-    x = _normalise(_rgb(inputs))
+    rgb = _rgb(inputs)
+    x = _normalise(rgb)
     head = keras.layers.Conv2D(filters, 3, padding="same", name="head_conv")(x)
     x = head
     for i in range(1, blocks + 1):
@@ -78,15 +79,15 @@ def edsr_baseline(input_shape=(None, None, 3), scale: int = 2, blocks: int = 16,
     x = _upsampler(x, filters, scale)
     if residual:
         x = keras.layers.Conv2D(3, 3, padding="same", kernel_initializer="zeros", name="tail_conv")(x)
-        return _add_bicubic(x, inputs, scale, f"edsr_baseline_x{scale}")
+        return _add_bicubic(x, inputs, rgb, scale, f"edsr_baseline_x{scale}")
     x = keras.layers.Conv2D(3, 3, padding="same", name="tail_conv")(x)
     return keras.Model(inputs, _denormalise(x), name=f"edsr_baseline_x{scale}")
 
 
-def _add_bicubic(residual, inputs, scale: int, name: str) -> keras.Model:
-    """Output = bicubic(input) + 255 * residual: the network learns only the detail."""
+def _add_bicubic(residual, inputs, rgb, scale: int, name: str) -> keras.Model:
+    """Output = bicubic(rgb) + 255 * residual: the network learns only the detail."""
     residual = keras.layers.Rescaling(255.0, name="residual_scale")(residual)
-    return keras.Model(inputs, keras.layers.Add(name="sr")([residual, Upscale(scale, name="bicubic")(_rgb(inputs))]),
+    return keras.Model(inputs, keras.layers.Add(name="sr")([residual, Upscale(scale, name="bicubic")(rgb)]),
                        name=name)
 
 
@@ -125,7 +126,7 @@ def fsrcnn(input_shape=(None, None, 3), scale: int = 2, d: int = 56, s: int = 12
     x = keras.layers.Conv2D(3 * scale * scale, 3, padding="same", kernel_initializer=init, name="subpixel_conv")(x)
     x = PixelShuffle(scale, name="subpixel_shuffle")(x)
     if residual:
-        return _add_bicubic(x, inputs, scale, f"fsrcnn_x{scale}")
+        return _add_bicubic(x, inputs, rgb, scale, f"fsrcnn_x{scale}")
     return keras.Model(inputs, _denormalise(x), name=f"fsrcnn_x{scale}")
 
 

@@ -26,8 +26,8 @@ class Task:
 
     def check_source(self, source: str) -> None:
         if source not in self.sources:
-            raise ValueError(f"unknown dataset source {source!r}; valid sources for {self.name}: "
-                             f"{', '.join(self.sources)}.")
+            raise ValueError(f"unknown dataset source {source!r}; valid sources: {', '.join(self.sources)} "
+                             f"(for {self.name}).")
 
     def smoke_overrides(self) -> list[str]:
         """`--set` overrides that shrink a run further in `--smoke` mode."""
