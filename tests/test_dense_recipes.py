@@ -52,7 +52,9 @@ def test_edge_smoke_run_reports_ods_ois_and_says_synthetic(edge_run):
     assert results["task"] == "edge_detection" and results["metric"] == "ods"
     assert results["data"]["synthetic"] is True
     for row in results["models"]:
-        assert 0.0 <= row["ods"] <= row["ois"] + 1e-9 <= 1.0 + 1e-9
+        # No ODS <= OIS check: on a one-epoch model's flat P/R curve, the benchmark's interpolation
+        # between two of 9 thresholds can put ODS above OIS.
+        assert 0.0 <= row["ods"] <= 1.0 and 0.0 <= row["ois"] <= 1.0
     teacher, student = results["models"][0], results["models"][2]
     assert student["params"] * 10 <= teacher["params"]
     md = (edge_run / "results.md").read_text()
@@ -161,4 +163,4 @@ def test_bsds500_recipe_smoke_on_the_shared_data(tmp_path, capsys):
     assert code == 0, err
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert [m["benchmark_images"] for m in results["models"]] == [12, 12, 12]
-    assert all(0 <= m["ods"] <= m["ois"] + 1e-9 <= 1 + 1e-9 for m in results["models"])
+    assert all(0 <= m["ods"] <= 1 and 0 <= m["ois"] <= 1 for m in results["models"])
