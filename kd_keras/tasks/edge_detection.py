@@ -13,6 +13,12 @@ from kd_keras.tasks.base import Task, center_crops, random_crops, single_image_f
 DEFAULT_PATCH = 96
 
 
+def _image_and_label(example) -> np.ndarray:
+    """Image and label as one uint8 HxWx4 array, so that crops and flips treat them alike."""
+    _, image, label, _ = example
+    return np.concatenate([image, np.round(label * 255).astype(np.uint8)[..., None]], axis=-1)
+
+
 class EdgeDetectionTask(Task):
     """Edge detection, scored with the BSDS benchmark (ODS, OIS, AP).
 
@@ -53,9 +59,7 @@ class EdgeDetectionTask(Task):
 
     def pipelines(self, splits, cfg, seed: int):
         patch = cfg.patch_size or DEFAULT_PATCH
-        # Image and label travel as one uint8 array so that they are cropped alike.
-        stacked = [np.concatenate([image, np.round(label * 255).astype(np.uint8)[..., None]], axis=-1)
-                   for _, image, label, _ in splits.train]
+        stacked = [_image_and_label(e) for e in splits.train]
 
         def split(crop):
             crop = tf.cast(crop, tf.float32)
@@ -65,8 +69,7 @@ class EdgeDetectionTask(Task):
                  .batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE))
         val = None
         if splits.val:
-            crops = center_crops([np.concatenate([e[1], np.round(e[2] * 255).astype(np.uint8)[..., None]], -1)
-                                  for e in splits.val], patch)
+            crops = center_crops([_image_and_label(e) for e in splits.val], patch)
             val = tf.data.Dataset.from_tensor_slices(crops).map(split).batch(cfg.batch_size)
         return train, val, splits.test
 
