@@ -9,6 +9,7 @@ models fully convolutional.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
@@ -53,6 +54,9 @@ class Upscale(keras.layers.Layer):
 
     The bicubic baseline of super-resolution, and the global skip that lets a
     small SR network learn only the residual (Kim et al., VDSR, CVPR 2016).
+    Bicubic runs as a fixed convolution and a pixel shuffle (`bicubic_upscale`),
+    which equals `tf.image.resize(..., "bicubic")` and, unlike its
+    `ResizeBicubic` op, converts to TFLite builtins and to int8.
     """
 
     def __init__(self, scale: int, interpolation: str = "bicubic", **kwargs):
@@ -61,6 +65,8 @@ class Upscale(keras.layers.Layer):
         self.interpolation = _check_interpolation(interpolation)
 
     def call(self, x):
+        if self.interpolation == "bicubic":
+            return bicubic_upscale(x, self.scale)
         return tf.image.resize(x, tf.shape(x)[1:3] * self.scale, method=self.interpolation)
 
     def compute_output_shape(self, input_shape):
@@ -95,3 +101,50 @@ class PixelShuffle(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
+
+
+def _keys_cubic(t, a: float = -0.5):
+    t = np.abs(t)
+    return np.where(t <= 1, (a + 2) * t**3 - (a + 3) * t**2 + 1,
+                    np.where(t < 2, a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a, 0.0))
+
+
+def bicubic_taps(scale: int) -> np.ndarray:
+    """1-D weights, `(scale, 5)`: output phase p of input pixel i reads pixels i-2..i+2.
+
+    Half-pixel centres and the Keys cubic with a = -0.5, the offset rounded
+    to TensorFlow's 1024-entry coefficient table (Keys, IEEE TASSP 1981;
+    TF's ResizeBicubic kernel).
+    """
+    w = np.zeros((scale, 5))
+    for p in range(scale):
+        c = (p + 0.5) / scale - 0.5
+        f = int(np.floor(c))
+        t = np.round((c - f) * 1024) / 1024
+        for k, d in zip(range(f - 1, f + 3), (1 + t, t, 1 - t, 2 - t)):
+            w[p, k + 2] = _keys_cubic(d)
+    return w
+
+
+def _bicubic_kernel(scale: int, channels: int) -> np.ndarray:
+    w = bicubic_taps(scale)
+    kernel = np.zeros((5, 5, channels, scale * scale * channels), np.float32)
+    for py in range(scale):
+        for px in range(scale):
+            for c in range(channels):
+                kernel[:, :, c, (py * scale + px) * channels + c] = np.outer(w[py], w[px])
+    return kernel
+
+
+def bicubic_upscale(x, scale: int):
+    """`tf.image.resize(x, scale * size, "bicubic")` from TFLite builtins (conv, depth-to-space, div).
+
+    Each of the `scale**2` output phases is a 5x5 convolution of the
+    zero-padded input; dividing by the same convolution of an all-ones image
+    renormalises the weights at the border, as TensorFlow does for taps
+    that fall outside the image.
+    """
+    channels = x.shape[-1]
+    num = tf.nn.conv2d(x, _bicubic_kernel(scale, channels), 1, "SAME")
+    den = tf.nn.conv2d(tf.ones_like(x[..., :1]), _bicubic_kernel(scale, 1), 1, "SAME")
+    return tf.nn.depth_to_space(num, scale) / tf.nn.depth_to_space(den, scale)
