@@ -188,6 +188,13 @@ class ReportConfig:
             test images only (0: all). The benchmark's matching takes about
             a minute per BSDS image at 99 thresholds on one CPU core.
         workers: processes for the edge benchmark (0: one per CPU).
+        export_quantize: with `--export`: the TFLite variants written for
+            each KD student ("none" is fp32; also "fp16", "dynamic", "int8").
+            The teacher is exported in fp32 for comparison.
+        export_threads: with `--export`: LiteRT threads for the exported
+            models' metric and timing.
+        export_runs: with `--export`: timed batch-1 runs per exported model
+            (>= 50).
     """
 
     latency_runs: int = 30
@@ -198,6 +205,9 @@ class ReportConfig:
     edge_max_dist: float = 0.0075
     edge_max_images: int = 0
     workers: int = 0
+    export_quantize: list = dataclasses.field(default_factory=lambda: ["none", "int8"])
+    export_threads: int = 2
+    export_runs: int = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,6 +302,11 @@ def to_dict(cfg) -> dict:
             v = [to_dict(x) if dataclasses.is_dataclass(x) else x for x in v]
         out[f.name] = v
     return out
+
+
+def quote(text: str) -> str:
+    """A string as a TOML value for `--set key=VALUE`."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def parse_value(text: str):

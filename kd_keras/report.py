@@ -101,14 +101,29 @@ def _jsonable(o):
 
 
 def format_value(value, fmt: str) -> str:
-    """Formats a metric: "pct" (0.912 -> 91.20%), "f2"/"f3"/"f4" (decimals)."""
+    """Formats a value: "pct" (0.912 -> 91.20%), "f2"/"f3"/"f4" (decimals), "int" (1,234),
+    "mb" (bytes -> 0.46 MB), "str"."""
     if value is None:
         return "-"
+    if fmt == "str":
+        return str(value)
     if isinstance(value, float) and math.isinf(value):
         return "inf"
     if fmt == "pct":
         return f"{100 * value:.2f}%"
+    if fmt == "int":
+        return f"{value:,.0f}"
+    if fmt == "mb":
+        return f"{value / 1e6:.3f} MB"
     return f"{value:.{int(fmt[1:])}f}"
+
+
+def table(rows: list[dict], columns) -> str:
+    """A markdown table: one row per dict, `columns` = `(header, key, format)`."""
+    lines = ["| " + " | ".join(c[0] for c in columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join(format_value(r.get(key), fmt) for _, key, fmt in columns) + " |")
+    return "\n".join(lines)
 
 
 def markdown_table(rows: list[dict], columns) -> str:

@@ -8,9 +8,9 @@ import shlex
 import sys
 
 from kd_keras.callbacks import TrainingDiverged
-from kd_keras.config import find_file, load_config
+from kd_keras.cli import EXIT_USER_ERROR
+from kd_keras.config import find_file, load_config, quote
 
-EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 
 
@@ -27,6 +27,9 @@ def parser(task: str, default_config: str, predict: bool = False) -> argparse.Ar
                                  "with --predict, the output PNG")
     p.add_argument("--smoke", action="store_true", help="shrink the run to seconds (1 epoch, 256 examples)")
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    p.add_argument("--export", action="store_true",
+                   help="after training, export the teacher (fp32) and the KD students (fp32, int8) to TFLite, check "
+                        "parity, and add their measured rows to the results")
     if predict:
         p.add_argument("--predict", metavar="IMAGE",
                        help="run a trained model on IMAGE (any size) and write a PNG to --out; no training")
@@ -44,7 +47,7 @@ def main(task_name: str, default_config: str, argv=None) -> int:
     try:
         from kd_keras.recipes.runner import run
 
-        overrides = list(args.overrides) + ([f"data.path={_quote(args.data)}"] if args.data else [])
+        overrides = list(args.overrides) + ([f"data.path={quote(args.data)}"] if args.data else [])
         if args.smoke:
             overrides = task.smoke_overrides() + overrides
         cfg = load_config(args.config, overrides, smoke=args.smoke)
@@ -56,7 +59,7 @@ def main(task_name: str, default_config: str, argv=None) -> int:
         out = args.out or os.path.join("runs", cfg.name + ("_smoke" if args.smoke else ""))
         argv = sys.argv[1:] if argv is None else list(argv)
         command = shlex.join(["python", "-m", f"kd_keras.recipes.{task_name}", *argv])
-        run(cfg, task, out, overwrite=args.overwrite, command=command)
+        run(cfg, task, out, overwrite=args.overwrite, command=command, export=args.export)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -64,10 +67,6 @@ def main(task_name: str, default_config: str, argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_DIVERGED
     return 0
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def default_config_path(name: str) -> str:

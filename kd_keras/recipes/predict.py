@@ -7,6 +7,7 @@ import os
 import keras
 import numpy as np
 
+from kd_keras.cli import check_new_output
 from kd_keras.data.images import read_image
 
 
@@ -36,11 +37,7 @@ def write_png(path: str, image: np.ndarray, overwrite: bool) -> None:
 
     if not path.lower().endswith(".png"):
         raise ValueError(f"--out must be a .png file for --predict, got {path!r}.")
-    if os.path.exists(path) and not overwrite:
-        raise ValueError(f"output {path!r} already exists; pass --overwrite to replace it or choose another --out.")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"output folder {parent!r} does not exist; create it or choose another --out.")
+    check_new_output(path, overwrite)
     tmp = path[:-4] + ".partial.png"
     Image.fromarray(image).save(tmp, format="PNG")
     os.replace(tmp, path)

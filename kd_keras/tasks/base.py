@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -70,6 +71,14 @@ class Task:
         """Extra lines for results.md (how the metric was measured)."""
         return []
 
+    def samples(self, splits, cfg, split: str, n: int, seed: int = 0) -> list:
+        """Up to `n` real model inputs (float32 HxWxC, 0-255) from `split` ("train" or "test").
+
+        Training inputs calibrate int8 quantisation; test inputs check that
+        an exported model matches its Keras original.
+        """
+        raise NotImplementedError
+
 
 def padded_stack(arrays: list) -> tuple[np.ndarray, np.ndarray]:
     """Stacks HxWxC arrays of different sizes into one zero-padded array, with their sizes."""
@@ -114,6 +123,11 @@ def center_crops(arrays: list, patch: int) -> np.ndarray:
 
 
 def single_image_forward(model):
-    """A traced forward pass for one image of any size (no retracing per size)."""
+    """A traced forward pass for one image of any size (no retracing per size).
+
+    A `kd_keras.runtimes.Runtime` (an exported model) is returned as is.
+    """
+    if not isinstance(model, keras.Model):
+        return lambda x: model(np.asarray(x, np.float32))
     spec = tf.TensorSpec((1, None, None, model.inputs[0].shape[-1]), tf.float32)
     return tf.function(lambda x: model(x, training=False), input_signature=[spec])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kd_keras import data as kd_data
@@ -51,13 +52,22 @@ class ClassificationTask(Task):
             return super().hard_loss(spec)
         return keras.losses.CategoricalCrossentropy(from_logits=True)
 
+    def samples(self, splits, cfg, split: str, n: int, seed: int = 0) -> list:
+        ds = splits.train if split == "train" else splits.test
+        size = splits.num_train if split == "train" else splits.num_test
+        ds = ds.shuffle(min(size, 10_000), seed=seed).take(n)
+        return [np.asarray(x, np.float32) for x, _ in ds.as_numpy_iterator()]
+
     def metrics(self):
         return [keras.metrics.CategoricalAccuracy(name=self.metric)]
 
     def evaluate(self, model: keras.Model, dataset, report_cfg=None) -> dict:
-        """Top-1 accuracy of `model` (inference mode) on a batched dataset."""
+        """Top-1 accuracy of `model` (a Keras model in inference mode, or a runtime) on a batched dataset."""
         accuracy = keras.metrics.CategoricalAccuracy()
-        forward = tf.function(lambda x: model(x, training=False))
+        if isinstance(model, keras.Model):
+            forward = tf.function(lambda x: model(x, training=False))
+        else:  # an exported model: kd_keras.runtimes.Runtime
+            forward = lambda x: model(x.numpy())  # noqa: E731
         for x, y in dataset:
             accuracy.update_state(y, forward(x))
         return {self.metric: float(accuracy.result())}

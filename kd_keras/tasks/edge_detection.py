@@ -73,6 +73,15 @@ class EdgeDetectionTask(Task):
             val = tf.data.Dataset.from_tensor_slices(crops).map(split).batch(cfg.batch_size)
         return train, val, splits.test
 
+    def samples(self, splits, cfg, split: str, n: int, seed: int = 0) -> list:
+        """Training: random crops (`data.patch_size`); test: whole images."""
+        if split == "test":
+            return [np.asarray(e[1], np.float32) for examples in splits.test.values() for e in examples][:n]
+        tf.random.set_seed(seed)
+        passes = -(-n // len(splits.train))
+        crops = random_crops([e[1] for e in splits.train], cfg.patch_size or DEFAULT_PATCH, passes, flip=True)
+        return [np.asarray(c, np.float32) for c in crops.take(n)]
+
     def metrics(self):
         return [PixelF1()]
 
@@ -92,7 +101,8 @@ class EdgeDetectionTask(Task):
     def probabilities(self, model, images) -> list:
         """Edge probability maps (HxW, 0-1) of whole images of any size."""
         forward = single_image_forward(model)
-        return [tf.sigmoid(forward(tf.constant(im[None], tf.float32)))[0, ..., 0].numpy() for im in images]
+        return [tf.sigmoid(np.asarray(forward(tf.constant(im[None], tf.float32)), np.float32))[0, ..., 0].numpy()
+                for im in images]
 
     def evaluate(self, model, test: dict, report_cfg=None) -> dict:
         """BSDS ODS/OIS/AP over every test set together, and the pixel F1 at 0.5.

@@ -103,6 +103,17 @@ class SuperResolutionTask(Task):
             val = tf.data.Dataset.from_tensor_slices(crops).map(pair).batch(cfg.batch_size)
         return train, val, splits.test
 
+    def samples(self, splits, cfg, split: str, n: int, seed: int = 0) -> list:
+        """Low-resolution inputs. Training: of random HR crops; test: of whole images."""
+        if split == "test":
+            hrs = [modcrop(e[1], self.scale) for examples in splits.test.values() for e in examples][:n]
+        else:
+            tf.random.set_seed(seed)
+            passes = -(-n // len(splits.train))
+            crops = random_crops([e[1] for e in splits.train], self.patch_size(cfg), passes, flip=True)
+            hrs = list(crops.take(n))
+        return [downscale(tf.cast(hr, tf.float32), self.scale).numpy() for hr in hrs]
+
     def metrics(self):
         return [PSNR()]
 
@@ -130,7 +141,7 @@ class SuperResolutionTask(Task):
     def super_resolve(self, model, lr_images) -> list:
         """SR outputs (float, 0-255, unclipped) of whole LR images of any size."""
         forward = single_image_forward(model)
-        return [forward(tf.constant(np.asarray(lr, np.float32)[None]))[0].numpy() for lr in lr_images]
+        return [np.asarray(forward(tf.constant(np.asarray(lr, np.float32)[None]))[0]) for lr in lr_images]
 
     def evaluate(self, model, test: dict, report_cfg=None) -> dict:
         """PSNR and SSIM (Y, shave = scale) per test set; the first set is the headline."""

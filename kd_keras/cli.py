@@ -1,0 +1,27 @@
+"""What every kd_keras command shares: one-line user errors, exit codes, output-path checks."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+EXIT_USER_ERROR = 2
+
+
+def report_user_errors(fn, *args, **kwargs) -> int:
+    """Runs `fn`; a user mistake (ValueError, FileNotFoundError) becomes one `error:` line and exit 2."""
+    try:
+        fn(*args, **kwargs)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0
+
+
+def check_new_output(path: str, overwrite: bool) -> None:
+    """Refuses an output that exists (unless `overwrite`) or whose folder does not."""
+    if os.path.exists(path) and not overwrite:
+        raise ValueError(f"output {path!r} already exists; pass --overwrite to replace it or choose another --out.")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"output folder {parent!r} does not exist; create it or choose another --out.")

@@ -1,0 +1,61 @@
+"""DATASPEC: the real data that `kd_keras.export` and `kd_keras.benchmark` read.
+
+A DATASPEC is one of:
+- `recipes/NAME.toml`: the `[data]` table of a recipe (source, path or
+  `path_env`, image size, scale, sets), exactly as the recipe trained;
+- `SOURCE`: a source that ships with its libraries: `digits`
+  (classification), `shapes` (edges, SYNTHETIC), `skimage` (super-resolution);
+- `SOURCE:PATH`: `npz:FILE`, `folder:DIR`, `tfds:NAME` (classification),
+  `bsds:DIR` (edges), `folder:DIR` (super-resolution sets, e.g.
+  `folder:../shared/data/sr`).
+
+The task comes from the model, so `folder:` means class folders for a
+classifier and HR image sets for a super-resolution network.
+"""
+
+from __future__ import annotations
+
+from kd_keras.config import load_config, quote
+
+EXAMPLES = "recipes/NAME.toml, digits, npz:FILE, shapes, bsds:DIR, skimage or folder:DIR"
+
+
+def parse(spec: str, task, scale: int | None = None, overrides=()):
+    """The recipe `Config` that a DATASPEC stands for.
+
+    Args:
+        spec: the DATASPEC text.
+        task: the task object of the model.
+        scale: the model's super-resolution factor, if any; a recipe that
+            says another scale is an error.
+        overrides: `key=value` config overrides (e.g. `report.edge_max_images=10`).
+
+    Raises:
+        ValueError: an empty spec or a source the task does not know.
+        FileNotFoundError: a recipe file that does not exist.
+    """
+    if not spec:
+        raise ValueError(f"empty data spec; pass one of {EXAMPLES}.")
+    if spec.endswith(".toml"):
+        cfg = load_config(spec, overrides)
+        if scale and task.name == "super_resolution" and cfg.data.scale != scale:
+            raise ValueError(f"the model upscales x{scale} but {spec} has data.scale={cfg.data.scale}; "
+                             f"use a recipe or data spec for x{scale}.")
+    else:
+        source, _, path = spec.partition(":")
+        if source not in task.sources:
+            raise ValueError(f"unknown data source {source!r} in data spec {spec!r} for a {task.name} model; "
+                             f"valid sources: {', '.join(task.sources)} (or a recipe .toml).")
+        key = "name" if source == "tfds" else "path"
+        sets = [f"data.{key}={quote(path)}"] if path else []
+        if scale:
+            sets.append(f"data.scale={scale}")
+        cfg = load_config(None, [f"data.source={source}", *sets, *overrides])
+    task.check_source(cfg.data.source)
+    return cfg
+
+
+def load(spec: str, task, scale: int | None = None, overrides=()):
+    """Parses a DATASPEC and loads its splits; returns `(cfg, splits)`."""
+    cfg = parse(spec, task, scale, overrides)
+    return cfg, task.load(cfg.data, cfg.train.seed)
