@@ -29,3 +29,24 @@ def toy_data():
     labels = (x[..., 0].mean(axis=(1, 2)) > 127).astype("int32") + (x[..., 1].mean(axis=(1, 2)) > 127)
     y = np.eye(3, dtype="float32")[labels]
     return x, y
+
+
+def train_digits_classifier(path, epochs=6):
+    """A small CNN trained for a few seconds on the embedded digits (distinct logits), saved to `path`.
+
+    Returns 64 training images for checks.
+    """
+    from kd_keras import Distiller
+    from kd_keras.data import load
+    from kd_keras.models import create_model
+
+    splits = load("digits")
+    x = np.stack([a for a, _ in splits.train.as_numpy_iterator()])
+    y = np.eye(10, dtype="float32")[[b for _, b in splits.train.as_numpy_iterator()]]
+    keras.utils.set_random_seed(0)
+    model = create_model("small_cnn", 10, (8, 8, 1), widths=(8, 16))
+    distiller = Distiller(model)
+    distiller.compile(keras.optimizers.Adam(3e-3), keras.losses.CategoricalCrossentropy(from_logits=True))
+    distiller.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    model.save(path)
+    return x[:64]

@@ -1,0 +1,51 @@
+"""Command line: `python -m kd_keras.export MODEL.keras --format FORMAT --out PATH [...]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kd_keras.cli import report_user_errors
+from kd_keras.dataspec import EXAMPLES
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m kd_keras.export",
+        description="Export a trained kd_keras model (TFLite/LiteRT, ONNX, SavedModel, TF-TRT), check it against "
+                    "the Keras model on real test data, and write it only if it matches.")
+    p.add_argument("model", help="the trained .keras model")
+    p.add_argument("--format", required=True, help="tflite, onnx, saved_model or tftrt")
+    p.add_argument("--quantize", default="none", help="none (fp32), fp16, dynamic (int8 weights) or int8 (full "
+                                                      "integer, needs --calibration); default none")
+    p.add_argument("--calibration", metavar="DATASPEC",
+                   help=f"real data: its training split calibrates int8, its test split checks parity ({EXAMPLES}); "
+                        f"default: the task's embedded data")
+    p.add_argument("--out", required=True, help="the .tflite/.onnx file or SavedModel folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--io-type", default="float", help="tflite int8: float (default), int8 or uint8 input/output")
+    p.add_argument("--calibration-samples", type=int, default=200, help="int8 representative samples (200)")
+    p.add_argument("--parity-samples", type=int, default=200, help="test samples of the parity check (200)")
+    p.add_argument("--threads", type=int, default=2, help="runtime threads for the parity check (2)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (17)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the data spec's config, e.g. data.scale=3")
+    return p
+
+
+def run(args) -> None:
+    from kd_keras.export.exporter import export_model
+
+    if args.calibration_samples < 1 or args.parity_samples < 1 or args.threads < 1:
+        raise ValueError(f"--calibration-samples, --parity-samples and --threads must be >= 1, got "
+                         f"{args.calibration_samples}, {args.parity_samples}, {args.threads}.")
+    export_model(args.model, args.format, args.out, args.quantize, args.calibration, args.overwrite, args.io_type,
+                 args.calibration_samples, args.parity_samples, args.threads, args.opset, args.overrides)
+
+
+def main(argv=None) -> int:
+    return report_user_errors(run, parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
