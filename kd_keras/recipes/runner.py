@@ -24,6 +24,7 @@ from kd_keras import report
 from kd_keras.callbacks import NaNGuard, TrainingDiverged
 from kd_keras.config import Config, find_file, to_dict
 from kd_keras.distiller import Distiller
+from kd_keras.export.converters import QUANTIZE
 from kd_keras.losses import create_loss
 from kd_keras.models import list_models
 
@@ -80,6 +81,11 @@ def validate(cfg: Config, task=None) -> list:
         raise ValueError(f"report.edge_thresholds must be >= 1, report.edge_max_dist in (0, 1), report.workers and "
                          f"report.edge_max_images >= 0, got {cfg.report.edge_thresholds}, {cfg.report.edge_max_dist}, "
                          f"{cfg.report.workers}, {cfg.report.edge_max_images}.")
+    bad = [q for q in cfg.report.export_quantize if q not in QUANTIZE]
+    if bad or cfg.report.export_threads < 1 or cfg.report.export_runs < 50:
+        raise ValueError(f"report.export_quantize must list modes from {', '.join(QUANTIZE)}, report.export_threads "
+                         f"be >= 1 and report.export_runs >= 50, got {cfg.report.export_quantize}, "
+                         f"{cfg.report.export_threads}, {cfg.report.export_runs}.")
     if cfg.report.latency_runs < 20 or cfg.report.rounds < 1:
         raise ValueError(f"report.latency_runs must be >= 20 and report.rounds >= 1, "
                          f"got {cfg.report.latency_runs} and {cfg.report.rounds}.")
@@ -132,9 +138,10 @@ def save_model(model: keras.Model, path: str) -> int:
 class Runner:
     """Runs one recipe for a task; see `run`."""
 
-    def __init__(self, cfg: Config, task, out_dir: str, overwrite: bool = False, log=print, command: str = ""):
+    def __init__(self, cfg: Config, task, out_dir: str, overwrite: bool = False, log=print, command: str = "",
+                 export: bool = False):
         self.cfg, self.task, self.out_dir, self.log = cfg, task, out_dir, log
-        self.command = command
+        self.command, self.export = command, export
         check_out_dir(out_dir, overwrite)
         self.plans = validate(cfg, task)
 
@@ -215,7 +222,12 @@ class Runner:
         for name, model in self.task.reference_models(s, cfg.data).items():
             rows.append(self._row(name, "reference", model, None, None, "not trained"))
         self._measure(rows)
-        return self._write(rows)
+        exported = []
+        if self.export:
+            from kd_keras.recipes import export_step
+
+            exported = export_step.export_and_measure(self, rows)
+        return self._write(rows, exported)
 
     def _row(self, name, role, model, seconds, kd, source=None) -> dict:
         path = os.path.join(self.out_dir, f"{name}.keras")
@@ -241,7 +253,7 @@ class Runner:
             r.update(speed[r["name"]], latency_runs=rep.rounds * rep.latency_runs,
                      throughput_batch=rep.throughput_batch, latency_input_shape=list(self.timing_shape))
 
-    def _write(self, rows) -> dict:
+    def _write(self, rows, exported=()) -> dict:
         metric, cfg, s = self.task.metric, self.cfg, self.splits
         by_role = {r["role"]: r for r in rows if r["role"] != "kd"}
         t_val, b_val = by_role["teacher"][metric], by_role["baseline"][metric]
@@ -255,6 +267,7 @@ class Runner:
                      "num_val": s.num_val, "num_test": s.num_test, "num_classes": s.num_classes,
                      "input_shape": list(s.input_shape), "skipped_train_images": getattr(s, "skipped", 0)},
             "models": rows,
+            "exported": list(exported),
             "environment": {"date": datetime.datetime.now().isoformat(timespec="seconds"),
                             "tensorflow": tf.__version__, "keras": keras.__version__,
                             "python": platform.python_version(), "cpus": os.cpu_count(),
@@ -279,6 +292,10 @@ class Runner:
                       f"on {shape} inputs ({cfg.report.rounds} interleaved rounds, "
                       f"after all training), Keras on {os.cpu_count()} CPU cores; throughput: fastest batch of "
                       f"{cfg.report.throughput_batch}."]
+        if exported:
+            from kd_keras.recipes import export_step
+
+            lines += export_step.markdown(list(exported), self.task)
         md = "\n".join(lines) + "\n"
         report.write_json_atomic(os.path.join(self.out_dir, "results.json"), results)
         report.write_text_atomic(os.path.join(self.out_dir, "results.md"), md)
@@ -287,7 +304,8 @@ class Runner:
         return results
 
 
-def run(cfg: Config, task, out_dir: str, overwrite: bool = False, log=print, command: str = "") -> dict:
+def run(cfg: Config, task, out_dir: str, overwrite: bool = False, log=print, command: str = "",
+        export: bool = False) -> dict:
     """Runs a recipe end to end and writes `results.json`/`results.md` in `out_dir`.
 
     Args:
@@ -297,5 +315,8 @@ def run(cfg: Config, task, out_dir: str, overwrite: bool = False, log=print, com
         overwrite: replace results already in `out_dir`.
         log: where progress lines go.
         command: the command line, recorded with the results.
+        export: export the teacher (fp32) and every KD student
+            (`report.export_quantize`) to TFLite, and add their measured
+            rows (see `kd_keras.recipes.export_step`).
     """
-    return Runner(cfg, task, out_dir, overwrite, log, command).run()
+    return Runner(cfg, task, out_dir, overwrite, log, command, export).run()

@@ -1,0 +1,49 @@
+"""Command line: `python -m kd_keras.benchmark MODEL [MODEL ...] --data DATASPEC [--out DIR]`."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from kd_keras.cli import report_user_errors
+from kd_keras.dataspec import EXAMPLES
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m kd_keras.benchmark",
+        description="Measure model files (.keras, .tflite, .onnx, SavedModel) side by side: size, task metric on "
+                    "the test split, batch-1 latency (median, p90), throughput and peak RSS of a separate process.")
+    p.add_argument("models", nargs="+", help="model files of one task")
+    p.add_argument("--data", required=True, metavar="DATASPEC", help=f"the test data ({EXAMPLES})")
+    p.add_argument("--out", default="runs/benchmark", help="output dir (default runs/benchmark)")
+    p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    p.add_argument("--threads", type=int, default=2, help="runtime threads (2)")
+    p.add_argument("--runs", type=int, default=50, help="timed batch-1 runs per model, >= 50 (50)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (10)")
+    p.add_argument("--batch", type=int, default=32, help="batch size of the throughput run (32)")
+    p.add_argument("--image-size", type=int, default=0, help="dense tasks: side of the timing input "
+                                                             "(default: the recipe's report.image_size or 320/128)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the data spec's config, e.g. report.edge_max_images=20")
+    return p
+
+
+def run(args, argv) -> None:
+    from kd_keras.benchmark.bench import benchmark
+
+    if args.threads < 1 or args.batch < 1 or args.warmup < 0:
+        raise ValueError(f"--threads and --batch must be >= 1 and --warmup >= 0, got {args.threads}, "
+                         f"{args.batch}, {args.warmup}.")
+    benchmark(args.models, args.data, args.out, args.threads, args.runs, args.warmup, args.batch, args.image_size,
+              args.overrides, args.overwrite, command=shlex.join(["python", "-m", "kd_keras.benchmark", *argv]))
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return report_user_errors(run, parser().parse_args(argv), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
