@@ -166,7 +166,12 @@ class OnnxRuntime(Runtime):
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        providers = providers or ["CPUExecutionProvider"]
+        providers = list(providers or ["CPUExecutionProvider"])
+        missing = [p for p in providers if p not in ort.get_available_providers()]
+        if missing:
+            raise ValueError(f"ONNX Runtime here has no {', '.join(missing)} (available: "
+                             f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu for the CUDA "
+                             f"and TensorRT providers, or use CPUExecutionProvider.")
         try:
             self.session = ort.InferenceSession(path, options, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types

@@ -61,6 +61,19 @@ def test_benchmark_bad_input(models, tmp_path, capsys, argv, message):
     assert code == 2 and len(err.splitlines()) == 1 and message in err
 
 
+def test_onnx_gpu_provider_missing_is_one_line(models, tmp_path, capsys):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this ONNX Runtime has CUDA")
+    export_model(str(models / "m.keras"), "onnx", str(tmp_path / "m.onnx"), log=lambda *_: None)
+    code = main([str(tmp_path / "m.onnx"), "--data", "digits", "--out", str(tmp_path / "o"),
+                 "--providers", "CUDAExecutionProvider"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "ONNX Runtime here has no CUDAExecutionProvider" in err and "onnxruntime-gpu" in err
+
+
 def test_benchmark_refuses_existing_results(models, tmp_path, capsys):
     (tmp_path / "results.json").write_text("{}")
     code = main([str(models / "m.tflite"), "--data", "digits", "--out", str(tmp_path)])

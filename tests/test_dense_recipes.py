@@ -33,7 +33,7 @@ def edge_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def sr_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sr") / "run"
-    assert main(*SR, ["--smoke", "--out", str(out)]) == 0
+    assert main(*SR, ["--smoke", "--export", "--out", str(out)]) == 0
     return out
 
 
@@ -68,6 +68,18 @@ def test_sr_smoke_run_reports_psnr_ssim_and_bicubic(sr_run):
     assert bicubic["name"] == "bicubic" and bicubic["params"] == 0 and bicubic["train_seconds"] is None
     assert 20 < bicubic["psnr"] < 50 and 0 < bicubic["ssim"] <= 1
     assert "| bicubic | reference |" in (sr_run / "results.md").read_text()
+
+
+def test_sr_smoke_export_rows_score_psnr_under_litert(sr_run):
+    results = json.loads((sr_run / "results.json").read_text())
+    exported = {r["name"]: r for r in results["exported"]}
+    assert set(exported) == {"teacher.fp32.tflite", "kd.fp32.tflite", "kd.int8.tflite"}
+    kd = next(r for r in results["models"] if r["name"] == "kd")
+    # fp32 TFLite (bicubic skip as builtin convolutions) computes what Keras computes
+    assert abs(exported["kd.fp32.tflite"]["psnr"] - kd["psnr"]) < 0.01
+    assert exported["kd.int8.tflite"]["parity"]["psnr_db"] >= 30
+    for r in exported.values():
+        assert r["input_shape"] == kd["latency_input_shape"] and r["latency_ms_median"] > 0
 
 
 def write_image(path, h, w, grey=False):

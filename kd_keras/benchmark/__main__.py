@@ -25,6 +25,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32, help="batch size of the throughput run (32)")
     p.add_argument("--image-size", type=int, default=0, help="dense tasks: side of the timing input "
                                                              "(default: the recipe's report.image_size or 320/128)")
+    p.add_argument("--providers", default="",
+                   help="ONNX Runtime execution providers for .onnx models, comma-separated, e.g. "
+                        "TensorrtExecutionProvider,CUDAExecutionProvider (needs onnxruntime-gpu); default CPU")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the data spec's config, e.g. report.edge_max_images=20")
     return p
@@ -37,7 +40,8 @@ def run(args, argv) -> None:
         raise ValueError(f"--threads and --batch must be >= 1 and --warmup >= 0, got {args.threads}, "
                          f"{args.batch}, {args.warmup}.")
     benchmark(args.models, args.data, args.out, args.threads, args.runs, args.warmup, args.batch, args.image_size,
-              args.overrides, args.overwrite, command=shlex.join(["python", "-m", "kd_keras.benchmark", *argv]))
+              args.overrides, args.overwrite, command=shlex.join(["python", "-m", "kd_keras.benchmark", *argv]),
+              providers=[p for p in args.providers.split(",") if p] or None)
 
 
 def main(argv=None) -> int:

@@ -59,7 +59,8 @@ def measure(request: dict) -> dict:
     else:
         import kd_keras  # noqa: F401  (TensorFlow, Keras and the custom layers)
     idle = _status_mb("VmRSS")
-    runtime = runtimes.open_runtime(request["path"], request["threads"])
+    options = {"providers": request["providers"]} if fmt == "onnx" and request.get("providers") else {}
+    runtime = runtimes.open_runtime(request["path"], request["threads"], **options)
     rng = np.random.default_rng(0)
     shape = tuple(request["input_shape"])
     one = rng.uniform(0, 255, (1, *shape)).astype(np.float32)
