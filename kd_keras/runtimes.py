@@ -80,8 +80,11 @@ class KerasRuntime(Runtime):
         self.input_shape = tuple(self.model.inputs[0].shape[1:])
         self.output_rank = len(self.model.outputs[0].shape)
         self.output_channels = self.model.outputs[0].shape[-1]
-        self._fn = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        self._fn = tf.function(self._forward, reduce_retracing=True)
         self.engine = f"Keras/TensorFlow {tf.__version__}, {threads or 'default'} threads"
+
+    def _forward(self, x):
+        return self.model(x, training=False)
 
     def __call__(self, x):
         return np.asarray(self._fn(np.asarray(x, np.float32)), np.float32)
