@@ -81,7 +81,7 @@ class KerasRuntime(Runtime):
         self.output_rank = len(self.model.outputs[0].shape)
         self.output_channels = self.model.outputs[0].shape[-1]
         self._fn = tf.function(self._forward, reduce_retracing=True)
-        self.engine = f"Keras/TensorFlow {tf.__version__}, {threads or 'default'} threads"
+        self.engine = f"Keras/TensorFlow {tf.__version__}, {_threads(threads)}"
 
     def _forward(self, x):
         return self.model(x, training=False)
@@ -109,7 +109,7 @@ class SavedModelRuntime(Runtime):
         self._input_name = list(self._fn.structured_input_signature[1])[0]
         self.input_shape = tuple(spec.shape[1:])
         self.output_rank, self.output_channels = len(out.shape), out.shape[-1]
-        self.engine = f"TensorFlow {tf.__version__} SavedModel, {threads or 'default'} threads"
+        self.engine = f"TensorFlow {tf.__version__} SavedModel, {_threads(threads)}"
 
     def __call__(self, x):
         out = self._fn(**{self._input_name: np.asarray(x, np.float32)})
@@ -142,7 +142,7 @@ class LiteRTRuntime(Runtime):
         self.output_rank, self.output_channels = len(out["shape_signature"]), int(out["shape_signature"][-1])
         self.input_dtype = np.dtype(self._in["dtype"]).name
         self._shape = None
-        self.engine = f"LiteRT, {threads} threads, {'XNNPACK' if xnnpack else 'reference kernels'}"
+        self.engine = f"LiteRT, {_threads(threads)}, {'XNNPACK' if xnnpack else 'reference kernels'}"
 
     def __call__(self, x):
         x = np.asarray(x, np.float32)
@@ -184,7 +184,7 @@ class OnnxRuntime(Runtime):
         self.input_shape = tuple(d if isinstance(d, int) else None for d in i.shape[1:])
         self.output_rank = len(o.shape)
         self.output_channels = o.shape[-1] if isinstance(o.shape[-1], int) else None
-        self.engine = f"ONNX Runtime {ort.__version__} ({', '.join(self.session.get_providers())}), {threads} threads"
+        self.engine = f"ONNX Runtime {ort.__version__} ({', '.join(self.session.get_providers())}), {_threads(threads)}"
 
     def __call__(self, x):
         return np.asarray(self.session.run(None, {self._input_name: np.asarray(x, np.float32)})[0], np.float32)
@@ -256,6 +256,10 @@ def _tf_threads(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:  # TF already initialised in this process: keep its pool
         pass
+
+
+def _threads(n) -> str:
+    return "default threads" if not n else f"{n} thread{'s' if n != 1 else ''}"
 
 
 def _first_line(e: Exception) -> str:

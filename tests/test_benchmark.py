@@ -81,8 +81,20 @@ def test_benchmark_refuses_existing_results(models, tmp_path, capsys):
     assert (tmp_path / "results.json").read_text() == "{}"
 
 
-def test_benchmark_missing_or_unknown_model(tmp_path, capsys):
+def test_benchmark_without_xnnpack_says_so(models, tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main([str(models / "m.tflite"), "--data", "digits", "--out", str(out), "--no-xnnpack",
+                 "--threads", "1"]) == 0, capsys.readouterr().err
+    row = json.loads((out / "results.json").read_text())["models"][0]
+    assert row["engine"] == "LiteRT, 1 thread, reference kernels" and row["threads"] == 1
+
+
+def test_benchmark_missing_unknown_or_broken_model(tmp_path, capsys):
     (tmp_path / "model.pt").write_text("x")
+    (tmp_path / "broken.tflite").write_bytes(b"not a flatbuffer")
+    assert main([str(tmp_path / "broken.tflite"), "--data", "digits", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"cannot load TFLite model {str(tmp_path / 'broken.tflite')!r}" in err
     assert main([str(tmp_path / "none.tflite"), "--data", "digits", "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main([str(tmp_path / "model.pt"), "--data", "digits", "--out", str(tmp_path / "o")]) == 2

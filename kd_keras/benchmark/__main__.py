@@ -28,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--providers", default="",
                    help="ONNX Runtime execution providers for .onnx models, comma-separated, e.g. "
                         "TensorrtExecutionProvider,CUDAExecutionProvider (needs onnxruntime-gpu); default CPU")
+    p.add_argument("--no-xnnpack", action="store_true",
+                   help="run .tflite models on LiteRT's reference kernels instead of its default XNNPACK delegate")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the data spec's config, e.g. report.edge_max_images=20")
     return p
@@ -41,7 +43,7 @@ def run(args, argv) -> None:
                          f"{args.batch}, {args.warmup}.")
     benchmark(args.models, args.data, args.out, args.threads, args.runs, args.warmup, args.batch, args.image_size,
               args.overrides, args.overwrite, command=shlex.join(["python", "-m", "kd_keras.benchmark", *argv]),
-              providers=[p for p in args.providers.split(",") if p] or None)
+              providers=[p for p in args.providers.split(",") if p] or None, xnnpack=not args.no_xnnpack)
 
 
 def main(argv=None) -> int:

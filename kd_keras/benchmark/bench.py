@@ -32,16 +32,17 @@ def model_name(path: str) -> str:
 
 
 def time_model(path: str, input_shape, threads: int = 2, runs: int = 50, warmup: int = 10, batch: int = 32,
-               batch_runs: int = 5, providers=None) -> dict:
+               batch_runs: int = 5, providers=None, xnnpack: bool = True) -> dict:
     """Latency, throughput and peak RSS of one model, measured in a fresh process.
 
-    `providers`: ONNX Runtime execution providers for `.onnx` models.
+    `providers`: ONNX Runtime execution providers for `.onnx` models;
+    `xnnpack`: LiteRT's XNNPACK delegate for `.tflite` models.
     """
     if runs < 50:
         raise ValueError(f"--runs must be >= 50 for a stable median and p90, got {runs}.")
     request = {"path": os.path.abspath(path), "input_shape": [int(d) for d in input_shape], "threads": threads,
                "runs": runs, "warmup": warmup, "batch": batch, "batch_runs": batch_runs,
-               "providers": list(providers or [])}
+               "providers": list(providers or []), "xnnpack": xnnpack}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([sys.executable, WORKER, json.dumps(request)], capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -62,7 +63,7 @@ def timing_shape(runtime, task, image_size: int = 0) -> tuple:
 
 def benchmark(paths: list[str], data: str, out_dir: str, threads: int = 2, runs: int = 50, warmup: int = 10,
               batch: int = 32, image_size: int = 0, overrides=(), overwrite: bool = False, command: str = "",
-              providers=None, log=print) -> dict:
+              providers=None, xnnpack: bool = True, log=print) -> dict:
     """Benchmarks model files on one DATASPEC; writes results.json, results.md and results.png.
 
     Args:
@@ -77,6 +78,8 @@ def benchmark(paths: list[str], data: str, out_dir: str, threads: int = 2, runs:
         overrides: `key=value` overrides of the data spec's config.
         providers: ONNX Runtime execution providers for `.onnx` models
             (default CPU; e.g. CUDAExecutionProvider with onnxruntime-gpu).
+        xnnpack: run `.tflite` models with LiteRT's XNNPACK delegate (its
+            default); False times the built-in reference kernels.
     """
     if runs < 50:
         raise ValueError(f"--runs must be >= 50 for a stable median and p90, got {runs}.")
@@ -94,7 +97,10 @@ def benchmark(paths: list[str], data: str, out_dir: str, threads: int = 2, runs:
             raise FileNotFoundError(f"model {p!r} does not exist; check the path.")
         model_format(p)
     for p in paths:
-        options = {"providers": providers} if providers and model_format(p) == "onnx" else {}
+        fmt = model_format(p)
+        options = {"providers": providers} if providers and fmt == "onnx" else {}
+        if fmt == "tflite":
+            options["xnnpack"] = xnnpack
         runtimes[p] = open_runtime(p, threads, **options)
     tasks = {p: infer_task(r) for p, r in runtimes.items()}
     if len(set(tasks.values())) > 1:
@@ -110,7 +116,7 @@ def benchmark(paths: list[str], data: str, out_dir: str, threads: int = 2, runs:
         metrics = task.evaluate(runtime, test, cfg.report)
         shape = timing_shape(runtime, task, image_size or cfg.report.image_size)
         log(f"   timing in a separate process: {runs} batch-1 runs on {'x'.join(map(str, shape))}, {threads} threads")
-        timing = time_model(p, shape, threads, runs, warmup, batch, providers=providers)
+        timing = time_model(p, shape, threads, runs, warmup, batch, providers=providers, xnnpack=xnnpack)
         rows.append({"name": model_name(p), "file": os.path.abspath(p), "format": runtime.format,
                      "size_bytes": file_size(p), **metrics, **timing, "threads": threads,
                      "input_shape": list(shape)})

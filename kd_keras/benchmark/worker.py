@@ -60,6 +60,8 @@ def measure(request: dict) -> dict:
         import kd_keras  # noqa: F401  (TensorFlow, Keras and the custom layers)
     idle = _status_mb("VmRSS")
     options = {"providers": request["providers"]} if fmt == "onnx" and request.get("providers") else {}
+    if fmt == "tflite":
+        options["xnnpack"] = request.get("xnnpack", True)
     runtime = runtimes.open_runtime(request["path"], request["threads"], **options)
     rng = np.random.default_rng(0)
     shape = tuple(request["input_shape"])
