@@ -226,3 +226,16 @@ def test_overwrite_replaces_an_export(digits_model, tmp_path, capsys):
     assert code == 0, err
     assert out.read_bytes()[4:8] == b"TFL3"  # a flatbuffer with the TFLite identifier
     assert sorted(os.listdir(tmp_path)) == ["m.tflite"]
+
+
+def test_export_process_prints_no_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    from kd_keras.config import REPO_ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "kd_keras.export", str(tmp_path / "none.keras"), "--format", "tflite",
+                           "--quantize", "int8", "--out", str(tmp_path / "m.tflite")],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: int8 quantisation needs calibration data")
