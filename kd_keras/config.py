@@ -29,7 +29,8 @@ class DataConfig:
     """Where the images come from and how they are batched.
 
     Attributes:
-        source: classification: "digits", "npz", "folder" or "tfds";
+        source: classification: "digits", "npz", "folder", "tfds",
+            "tiny_imagenet" or "mhist";
             edge detection: "shapes" (synthetic) or "bsds"; super-resolution:
             "skimage" or "folder".
         path: npz file or image folder.
@@ -76,7 +77,7 @@ class DataConfig:
             return self.path
         if self.path_env and os.environ.get(self.path_env):
             return os.environ[self.path_env]
-        if self.source in ("npz", "folder", "bsds"):
+        if self.source in ("npz", "folder", "bsds", "tiny_imagenet", "mhist"):
             hint = f"set ${self.path_env} or " if self.path_env else ""
             raise ValueError(f"data.path is empty for source {self.source!r}; {hint}pass --data PATH.")
         return ""

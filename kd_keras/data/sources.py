@@ -8,6 +8,9 @@ Sources:
     folder  a folder of class sub-folders, with optional `train/`, `val/`,
             `test/` levels.
     tfds    any TensorFlow Datasets name, with `data_dir`.
+    tiny_imagenet  the official Tiny ImageNet folder (its labelled `val`
+            split is the test split); see `kd_keras.data.folders`.
+    mhist   the MHIST folder: `annotations.csv` and `images/`.
 
 Images stay raw (0-255, float32 in the pipeline); the models normalise.
 A validation split is always carved from the training data (never from
@@ -23,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-SOURCES = ("digits", "npz", "folder", "tfds")
+SOURCES = ("digits", "npz", "folder", "tfds", "tiny_imagenet", "mhist")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -74,6 +77,13 @@ def load(source: str, path: str | None = None, name: str | None = None, data_dir
     if source == "npz":
         x_tr, y_tr, x_te, y_te, names = _npz(_require_path(path, "npz file", must_be_file=True))
         return _from_arrays(x_tr, y_tr, x_te, y_te, names, f"npz {path}", val_fraction, seed, limit, image_size)
+    if source in ("tiny_imagenet", "mhist"):
+        from kd_keras.data import folders
+
+        index = (folders.index_tiny_imagenet if source == "tiny_imagenet" else folders.index_mhist)(path or "")
+        what = "Tiny ImageNet" if source == "tiny_imagenet" else "MHIST"
+        x_tr, y_tr, x_te, y_te, names = folders.load_indexed(index, what, image_size, limit)
+        return _from_arrays(x_tr, y_tr, x_te, y_te, names, f"{what} {path}", val_fraction, seed, None, None)
     if source == "folder":
         return _folder(_require_path(path, "image folder", must_be_file=False), image_size, val_fraction, seed, limit)
     return _tfds(name, data_dir, image_size, val_fraction, limit)

@@ -24,12 +24,17 @@ class ClassificationTask(Task):
     default_losses = ("kd",)
     sources = kd_data.SOURCES
 
+    def __init__(self):
+        self.binary = False
+
     def load(self, cfg, seed: int) -> kd_data.DataSplits:
         """Loads the splits described by a `DataConfig`."""
         self.check_source(cfg.source)
-        return kd_data.load(cfg.source, path=cfg.resolved_path() or None, name=cfg.name or None,
+        splits = kd_data.load(cfg.source, path=cfg.resolved_path() or None, name=cfg.name or None,
                             data_dir=cfg.data_dir or None, image_size=cfg.image_size or None,
                             val_fraction=cfg.val_fraction, seed=seed, limit=cfg.limit or None)
+        self.binary = splits.num_classes == 2
+        return splits
 
     def pipelines(self, splits, cfg, seed: int):
         """Returns the (train, val, test) batched datasets."""
@@ -61,13 +66,32 @@ class ClassificationTask(Task):
     def metrics(self):
         return [keras.metrics.CategoricalAccuracy(name=self.metric)]
 
+    def columns(self):
+        cols = [("accuracy", "accuracy", "pct")]
+        if self.binary:  # imbalanced two-class sets (e.g. MHIST): F1 of class 1 and ROC AUC too
+            cols += [("F1", "f1", "f3"), ("AUC", "auc", "f3")]
+        return cols
+
     def evaluate(self, model: keras.Model, dataset, report_cfg=None) -> dict:
-        """Top-1 accuracy of `model` (a Keras model in inference mode, or a runtime) on a batched dataset."""
-        accuracy = keras.metrics.CategoricalAccuracy()
+        """Top-1 accuracy of `model` (a Keras model in inference mode, or a runtime) on a batched dataset.
+
+        For two classes, also the F1 score of class 1 and the ROC AUC of its
+        softmax probability (scikit-learn).
+        """
         if isinstance(model, keras.Model):
             forward = tf.function(lambda x: model(x, training=False))
         else:  # an exported model: kd_keras.runtimes.Runtime
             forward = lambda x: model(x.numpy())  # noqa: E731
+        labels, logits = [], []
         for x, y in dataset:
-            accuracy.update_state(y, forward(x))
-        return {self.metric: float(accuracy.result())}
+            labels.append(np.argmax(np.asarray(y), -1))
+            logits.append(np.asarray(forward(x), np.float64))
+        y, z = np.concatenate(labels), np.concatenate(logits)
+        out = {self.metric: float(np.mean(z.argmax(-1) == y))}
+        if z.shape[-1] == 2:
+            from sklearn.metrics import f1_score, roc_auc_score
+
+            p1 = np.exp(z[:, 1] - np.logaddexp(z[:, 0], z[:, 1]))
+            out["f1"] = float(f1_score(y, z.argmax(-1), zero_division=0))
+            out["auc"] = float(roc_auc_score(y, p1)) if len(set(y)) == 2 else None
+        return out
