@@ -37,6 +37,8 @@ class DataConfig:
         path_env: environment variable read for `path` when `path` is empty.
         name: tfds dataset name.
         data_dir: tfds data directory.
+        manual_dir: tfds manual download folder (e.g. imagenet2012's
+            ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar).
         image_size: resize images to this side when loading (0: keep).
         val_fraction: share of the training split held out for validation.
         batch_size: training batch size.
@@ -59,6 +61,7 @@ class DataConfig:
     path_env: str = ""
     name: str = ""
     data_dir: str = ""
+    manual_dir: str = ""
     image_size: int = 0
     val_fraction: float = 0.1
     batch_size: int = 64
@@ -105,12 +108,16 @@ class TeacherConfig(ModelConfig):
     Attributes:
         train_if_missing: if `weights` does not exist, train the teacher
             (and save it in the output dir) instead of failing.
+        finetune: after loading `weights`, train the teacher on the
+            recipe's data for `epochs` (e.g. a BiT-M backbone from TF-Hub,
+            whose head does not fit the classes); off: use it as loaded.
         epochs: teacher training epochs (0: `train.epochs`).
         learning_rate: teacher learning rate (0: `train.learning_rate`).
     """
 
     model: str = "resnet20"
     train_if_missing: bool = False
+    finetune: bool = False
     epochs: int = 0
     learning_rate: float = 0.0
 
@@ -163,11 +170,16 @@ class DistillConfig:
         name: name of this student in the results.
         student_loss_weight: weight of the hard-label loss, in [0, 1].
         losses: the distillation terms.
+        student: another student architecture for this entry only,
+            `{ model = NAME, options = {...} }` (empty: the recipe's
+            `student`, which the baseline shares). Such a student has no
+            baseline of its own, so no KD gain is computed for it.
     """
 
     name: str = "kd"
     student_loss_weight: float = 0.5
     losses: tuple = (LossConfig(),)
+    student: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,12 +229,15 @@ class Config:
 
     Attributes:
         name: recipe name (default output dir `runs/<name>`).
+        task: "classification", "edge_detection" or "super_resolution": the
+            recipe command that runs it (`python -m kd_keras.recipes.<task>`).
         description: what the recipe reproduces.
         command: the command that runs it.
         expected: the measured result, as text, kept with the recipe.
     """
 
     name: str = "recipe"
+    task: str = "classification"
     description: str = ""
     command: str = ""
     expected: str = ""

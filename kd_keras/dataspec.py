@@ -38,6 +38,9 @@ def parse(spec: str, task, scale: int | None = None, overrides=()):
         raise ValueError(f"empty data spec; pass one of {EXAMPLES}.")
     if spec.endswith(".toml"):
         cfg = load_config(spec, overrides)
+        if cfg.task != task.name:
+            raise ValueError(f"{spec} is a {cfg.task} recipe, but the model is a {task.name} model; "
+                             f"pass a data spec for {task.name}.")
         if scale and task.name == "super_resolution" and cfg.data.scale != scale:
             raise ValueError(f"the model upscales x{scale} but {spec} has data.scale={cfg.data.scale}; "
                              f"use a recipe or data spec for x{scale}.")

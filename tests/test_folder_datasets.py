@@ -3,47 +3,11 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
+from conftest import WNIDS, make_mhist, make_tiny_imagenet
 
 from kd_keras.data import load
 from kd_keras.data.prepare import main as prepare_main
 from kd_keras.tasks import ClassificationTask
-
-WNIDS = ["n01443537", "n02099712"]
-
-
-def _image(path, grey=False, size=64, value=0):
-    rng = np.random.default_rng(value)
-    shape = (size, size) if grey else (size, size, 3)
-    Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(path)
-
-
-def make_tiny_imagenet(root, per_class=3):
-    (root / "val" / "images").mkdir(parents=True)
-    (root / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
-    (root / "words.txt").write_text("n01443537\tgoldfish, Carassius auratus\nn02099712\tLabrador retriever\n")
-    for i, w in enumerate(WNIDS):
-        folder = root / "train" / w / "images"
-        folder.mkdir(parents=True)
-        for j in range(per_class):
-            _image(folder / f"{w}_{j}.JPEG", grey=(j == 0), value=10 * i + j)
-    lines = []
-    for k in range(4):
-        _image(root / "val" / "images" / f"val_{k}.JPEG", value=100 + k)
-        lines.append(f"val_{k}.JPEG\t{WNIDS[k % 2]}\t0\t0\t63\t63")
-    (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
-    return root
-
-
-def make_mhist(root, n=8):
-    (root / "images").mkdir(parents=True)
-    rows = ["Image Name,Majority Vote Label,Number of Annotators who Selected SSA,Partition"]
-    for k in range(n):
-        _image(root / "images" / f"MHIST_{k:03d}.png", size=32, value=k)
-        rows.append(f"MHIST_{k:03d}.png,{'SSA' if k % 3 == 0 else 'HP'},{5 if k % 3 == 0 else 1},"
-                    f"{'test' if k >= n - 3 else 'train'}")
-    (root / "annotations.csv").write_text("\n".join(rows) + "\n")
-    return root
 
 
 def test_tiny_imagenet_loads_official_layout_with_grayscale_as_rgb(tmp_path):

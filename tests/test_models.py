@@ -84,3 +84,44 @@ def test_mismatched_weights_file_is_explained(tmp_path):
     create_model("small_cnn", 10, (16, 16, 3)).save_weights(path)
     with pytest.raises(ValueError, match="does not fit model 'small_cnn'.*same architecture, num_classes"):
         create_model("small_cnn", 5, (16, 16, 3), weights=path)
+
+
+def _hub_name(layer: str, index: int) -> str:
+    """The bit_tf2 / TF-Hub variable path of one of our BiT weights (inverse of the loader's table)."""
+    gn = "gamma" if index == 0 else "beta"
+    if layer == "root_conv":
+        return "resnet/root_block/standardized_conv2d/kernel"
+    if layer == "pre_head_gn":
+        return f"resnet/group_norm/{gn}"
+    block, unit, part = layer.split("_", 2)
+    prefix = f"resnet/{block}/{unit}"
+    return {"proj": f"{prefix}/a/proj/standardized_conv2d/kernel",
+            "conv1": f"{prefix}/a/standardized_conv2d/kernel", "preact_gn": f"{prefix}/a/group_norm/{gn}",
+            "gn1": f"{prefix}/b/group_norm/{gn}", "conv2": f"{prefix}/b/standardized_conv2d/kernel",
+            "gn2": f"{prefix}/c/group_norm/{gn}", "conv3": f"{prefix}/c/standardized_conv2d/kernel"}[part]
+
+
+def test_bit_loads_a_tfhub_savedmodel_folder(tmp_path):
+    """A SavedModel with bit_tf2 variable names (as TF-Hub's BiT-M) loads into the registry BiT, head excluded."""
+    import tensorflow as tf
+
+    source = create_model("bit_m_r50x1", 5, (32, 32, 3))
+    rng = np.random.default_rng(0)
+    hub = tf.Module()
+    hub.vars, expected = [], {}
+    for layer in source.layers:
+        if not layer.weights or layer.name == "logits":
+            continue
+        for i, w in enumerate(layer.get_weights()):
+            value = rng.normal(size=w.shape).astype("float32")
+            hub.vars.append(tf.Variable(value, name=_hub_name(layer.name, i)))
+            expected[(layer.name, i)] = value
+    hub.vars.append(tf.Variable(np.zeros((2048, 21843), "float32"), name="resnet/head/conv2d/kernel"))
+    tf.saved_model.save(hub, str(tmp_path / "bit_hub"))
+
+    model = create_model("bit_m_r50x1", 5, (32, 32, 3), weights=str(tmp_path / "bit_hub"))
+    for (name, i), value in expected.items():
+        np.testing.assert_array_equal(model.get_layer(name).get_weights()[i], value)
+    assert np.isfinite(model(np.zeros((1, 32, 32, 3), "float32")).numpy()).all()
+    with pytest.raises(ValueError, match="only BiT models load a TF-Hub SavedModel folder"):
+        create_model("resnet18", 5, (32, 32, 3), weights=str(tmp_path / "bit_hub"))

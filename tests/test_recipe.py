@@ -156,3 +156,9 @@ def test_cifar10_recipe_uses_shipped_teacher(tmp_path, capsys, monkeypatch):
     assert teacher["source"] == "loaded from saved_models/cifar10_small_resnet56.keras"
     assert teacher["train_seconds"] is None
     assert teacher["accuracy"] > 0.65  # 78.1% on the full 2,000-image test split
+
+
+def test_recipe_of_another_task_names_the_right_command(tmp_path, capsys):
+    code, err = run_cli(capsys, "--config", str(REPO_ROOT / "recipes" / "edges_synthetic.toml"), "--smoke",
+                        "--out", str(tmp_path))
+    assert code == 2 and "is a recipe for edge_detection; run it with python -m kd_keras.recipes.edge_detection" in err

@@ -49,7 +49,8 @@ class DataSplits:
 
 
 def load(source: str, path: str | None = None, name: str | None = None, data_dir: str | None = None,
-         image_size: int | None = None, val_fraction: float = 0.1, seed: int = 0, limit: int | None = None) -> DataSplits:
+         image_size: int | None = None, val_fraction: float = 0.1, seed: int = 0, limit: int | None = None,
+         manual_dir: str | None = None) -> DataSplits:
     """Loads a classification dataset.
 
     Args:
@@ -62,6 +63,7 @@ def load(source: str, path: str | None = None, name: str | None = None, data_dir
         val_fraction: share of the training data held out for validation.
         seed: seed of the train/validation split.
         limit: keep at most this many training and test examples (smoke runs).
+        manual_dir: tfds manual download folder (imagenet2012's tar files).
 
     Raises:
         ValueError: unknown source or malformed data.
@@ -86,7 +88,7 @@ def load(source: str, path: str | None = None, name: str | None = None, data_dir
         return _from_arrays(x_tr, y_tr, x_te, y_te, names, f"{what} {path}", val_fraction, seed, None, None)
     if source == "folder":
         return _folder(_require_path(path, "image folder", must_be_file=False), image_size, val_fraction, seed, limit)
-    return _tfds(name, data_dir, image_size, val_fraction, limit)
+    return _tfds(name, data_dir, image_size, val_fraction, limit, manual_dir)
 
 
 def _require_path(path, what: str, must_be_file: bool) -> str:
@@ -237,7 +239,7 @@ def _folder(path: str, image_size, val_fraction, seed, limit):
 
 
 # -------------------------------------------------------------------- tfds
-def _tfds(name, data_dir, image_size, val_fraction, limit):
+def _tfds(name, data_dir, image_size, val_fraction, limit, manual_dir=None):
     import tensorflow_datasets as tfds
 
     if not name:
@@ -255,13 +257,20 @@ def _tfds(name, data_dir, image_size, val_fraction, limit):
         train_s, val_s = "train", "validation"
     else:
         train_s, val_s = f"train[{pct}%:]", f"train[:{pct}%]"
+    kwargs = {}
+    if manual_dir:
+        kwargs["download_and_prepare_kwargs"] = {
+            "download_config": tfds.download.DownloadConfig(manual_dir=manual_dir)}
     try:
-        tr, va, te = tfds.load(name, split=[train_s, val_s, test_split], data_dir=data_dir, as_supervised=True)
+        tr, va, te = tfds.load(name, split=[train_s, val_s, test_split], data_dir=data_dir, as_supervised=True,
+                               **kwargs)
     except Exception as e:
-        raise ValueError(
-            f"could not load tfds dataset {name!r} ({type(e).__name__}: {str(e).splitlines()[0][:100]}); "
-            f"download it where there is internet, or set data.data_dir to a folder that holds it."
-        ) from None
+        files = "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar" if name == "imagenet2012" else "its files"
+        hint = (f"put {files} in data.manual_dir (tfds prepares them into data.data_dir)"
+                if manual_dir or name == "imagenet2012" else
+                "download it where there is internet, or set data.data_dir to a folder that holds it")
+        first = (str(e).strip().splitlines() or [""])[0][:100]
+        raise ValueError(f"could not load tfds dataset {name!r} ({type(e).__name__}: {first}); {hint}.") from None
     label = builder.info.features["label"]
     shape = tuple(builder.info.features["image"].shape)
     if image_size is None and None in shape[:2]:

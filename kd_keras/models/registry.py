@@ -134,7 +134,15 @@ def create_model(name: str, num_classes: int | None = None, input_shape=(None, N
 
 
 def load_weights(model: keras.Model, path: str) -> None:
-    """Loads `.keras` / `.weights.h5` weights into `model`, with a clear error."""
+    """Loads `.keras` / `.weights.h5` weights (or, for BiT, a TF-Hub SavedModel folder) into `model`."""
+    if os.path.isdir(path):
+        from kd_keras.models import bit
+
+        if not model.name.startswith("bit_") or not bit.is_savedmodel(path):
+            raise ValueError(f"weights folder {path!r}: only BiT models load a TF-Hub SavedModel folder "
+                             f"(with saved_model.pb); pass a .keras or .weights.h5 file.")
+        bit.load_savedmodel_weights(model, path)
+        return
     if not (path.endswith(".keras") or path.endswith(".weights.h5")):
         raise ValueError(f"weights file {path!r} must end in .keras or .weights.h5.")
     try:

@@ -51,6 +51,11 @@ def main(task_name: str, default_config: str, argv=None) -> int:
         if args.smoke:
             overrides = task.smoke_overrides() + overrides
         cfg = load_config(args.config, overrides, smoke=args.smoke)
+        if cfg.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {cfg.task!r} in {args.config}.")
+        if cfg.task != task_name:
+            raise ValueError(f"{args.config} is a recipe for {cfg.task}; run it with "
+                             f"python -m kd_keras.recipes.{cfg.task} --config {args.config}.")
         if getattr(args, "predict", None):
             from kd_keras.recipes.predict import predict
 

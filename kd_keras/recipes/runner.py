@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from kd_keras import report
 from kd_keras.callbacks import NaNGuard, TrainingDiverged
-from kd_keras.config import Config, find_file, to_dict
+from kd_keras.config import Config, ModelConfig, find_file, to_dict
 from kd_keras.distiller import Distiller
 from kd_keras.export.converters import QUANTIZE
 from kd_keras.losses import create_loss
@@ -95,6 +95,11 @@ def validate(cfg: Config, task=None) -> list:
         if d.name in RESERVED or d.name in names or not d.name:
             raise ValueError(f"{where}.name must be unique and not {' or '.join(RESERVED)}, got {d.name!r}.")
         names.add(d.name)
+        if d.student:
+            unknown = sorted(set(d.student) - {"model", "options"})
+            if unknown or d.student.get("model") not in known:
+                raise ValueError(f"{where}.student must be {{ model = NAME, options = {{...}} }} with a registered "
+                                 f"model, got {d.student!r}; registered models: {', '.join(known)}.")
         if not 0.0 <= d.student_loss_weight <= 1.0:
             raise ValueError(f"{where}.student_loss_weight must be between 0.0 and 1.0, got {d.student_loss_weight}.")
         if not d.losses:
@@ -179,7 +184,12 @@ class Runner:
             path = find_file(tc.weights)
             if path.exists():
                 self.log(f"\n== teacher: loading {tc.model} from {path}")
-                return self._new_model(tc, self.cfg.train.seed, weights=str(path)), None, f"loaded from {tc.weights}"
+                model = self._new_model(tc, self.cfg.train.seed, weights=str(path))
+                if not tc.finetune:
+                    return model, None, f"loaded from {tc.weights}"
+                seconds = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
+                                    learning_rate=tc.learning_rate or None)
+                return model, seconds, f"fine-tuned from {tc.weights}"
             if not tc.train_if_missing:
                 raise FileNotFoundError(
                     f"teacher weights {tc.weights!r} do not exist; fix teacher.weights, or set "
@@ -213,10 +223,11 @@ class Runner:
         rows.append(self._row("baseline", "baseline", baseline, self._fit("baseline", "baseline", baseline), None))
 
         for d, losses in self.plans:
-            student = self._new_model(cfg.student, cfg.train.seed)  # same init as the baseline
+            m = ModelConfig(**d.student) if d.student else cfg.student
+            student = self._new_model(m, cfg.train.seed)  # same init as the baseline
             seconds = self._fit("kd", d.name, student, teacher, losses, [l.weight for l in d.losses],
                                 d.student_loss_weight)
-            kd = {"student_loss_weight": d.student_loss_weight,
+            kd = {"student_loss_weight": d.student_loss_weight, "own_student": bool(d.student),
                   "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses]}
             rows.append(self._row(d.name, "kd", student, seconds, kd))
         for name, model in self.task.reference_models(s, cfg.data).items():
@@ -260,7 +271,8 @@ class Runner:
         for r in rows:
             if r["role"] == "kd":
                 gap = t_val - b_val
-                r["gap_recovered"] = (r[metric] - b_val) / gap if gap > 0 else None
+                own = r["kd"].get("own_student")
+                r["gap_recovered"] = (r[metric] - b_val) / gap if gap > 0 and not own else None
         results = {
             "recipe": cfg.name, "task": self.task.name, "metric": metric, "command": self.command,
             "data": {"description": s.description, "synthetic": s.synthetic, "num_train": s.num_train,
@@ -281,7 +293,10 @@ class Runner:
         lines += [f"Data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}, {s.num_train} train / "
                   f"{s.num_val} val / {s.num_test} test images. Metrics are on the test split.", "", table, ""]
         for r in rows:
-            if r["role"] == "kd":
+            if r["role"] == "kd" and r["kd"].get("own_student"):
+                lines.append(f"- {r['name']}: a different student ({r['arch']}) than the baseline's, so no KD gain "
+                             f"is computed; compare it with the teacher.")
+            elif r["role"] == "kd":
                 g = r["gap_recovered"]
                 lines.append(f"- {r['name']}: {self.task.format_delta(r[metric] - b_val)} vs baseline; " + (
                     f"recovers {100 * g:.1f}% of the teacher-baseline gap." if g is not None

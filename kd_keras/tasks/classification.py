@@ -31,7 +31,8 @@ class ClassificationTask(Task):
         """Loads the splits described by a `DataConfig`."""
         self.check_source(cfg.source)
         splits = kd_data.load(cfg.source, path=cfg.resolved_path() or None, name=cfg.name or None,
-                            data_dir=cfg.data_dir or None, image_size=cfg.image_size or None,
+                            data_dir=cfg.data_dir or None, manual_dir=cfg.manual_dir or None,
+                            image_size=cfg.image_size or None,
                             val_fraction=cfg.val_fraction, seed=seed, limit=cfg.limit or None)
         self.binary = splits.num_classes == 2
         return splits
