@@ -34,7 +34,7 @@ def test_parse_value():
 def test_unknown_key_lists_valid_keys():
     with pytest.raises(ValueError, match=r"unknown config key\(s\) train.epochz; valid keys in train: epochs, optimizer"):
         load_config(None, ["train.epochz=3"])
-    with pytest.raises(ValueError, match=r"unknown config key\(s\) colour; valid keys: name, description"):
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) colour; valid keys: name, task, description"):
         load_config(None, ["colour=1"])
 
 
