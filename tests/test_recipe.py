@@ -162,3 +162,17 @@ def test_recipe_of_another_task_names_the_right_command(tmp_path, capsys):
     code, err = run_cli(capsys, "--config", str(REPO_ROOT / "recipes" / "edges_synthetic.toml"), "--smoke",
                         "--out", str(tmp_path))
     assert code == 2 and "is a recipe for edge_detection; run it with python -m kd_keras.recipes.edge_detection" in err
+
+
+def test_a_distill_entry_with_its_own_student(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, err = run_cli(capsys, "--smoke", "--out", str(out),
+                        "--set", 'distill.0.student={ model = "small_cnn", options = { widths = [2, 4] } }')
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    baseline, kd = results["models"][1], results["models"][2]
+    assert kd["params"] < baseline["params"] and kd["kd"]["own_student"] is True and kd["gap_recovered"] is None
+    assert "a different student (small_cnn) than the baseline's, so no KD gain" in (out / "results.md").read_text()
+    code, err = run_cli(capsys, "--smoke", "--out", str(tmp_path / "bad"),
+                        "--set", 'distill.0.student={ model = "nope" }')
+    assert code == 2 and "distill.0.student must be { model = NAME" in err
