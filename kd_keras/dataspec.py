@@ -5,7 +5,8 @@ A DATASPEC is one of:
   `path_env`, image size, scale, sets), exactly as the recipe trained;
 - `SOURCE`: a source that ships with its libraries: `digits`
   (classification), `shapes` (edges, SYNTHETIC), `skimage` (super-resolution);
-- `SOURCE:PATH`: `npz:FILE`, `folder:DIR`, `tfds:NAME` (classification),
+- `SOURCE:PATH`: `npz:FILE`, `folder:DIR`, `tfds:NAME`, `tiny_imagenet:DIR`,
+  `mhist:DIR` (classification),
   `bsds:DIR` (edges), `folder:DIR` (super-resolution sets, e.g.
   `folder:../shared/data/sr`).
 
