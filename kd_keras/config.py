@@ -386,7 +386,9 @@ def load_config(path: str | os.PathLike | None, overrides=(), smoke: bool = Fals
         path: a TOML file, or `None` for the built-in defaults.
         overrides: `key=value` strings, e.g. `"train.epochs=3"`.
         smoke: shrink the run to seconds (1 epoch, 256 examples, 20 timing
-            runs) to check that a recipe works end to end.
+            runs) to check that a recipe works end to end. Explicit
+            `overrides` are applied after it, so `--smoke --set
+            train.epochs=3` trains 3 epochs.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -401,8 +403,6 @@ def load_config(path: str | os.PathLike | None, overrides=(), smoke: bool = Fals
             data = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"config file {os.fspath(p)!r} is not valid TOML: {e}.") from None
-    for assignment in overrides:
-        apply_override(data, assignment)
     if smoke:
         data.setdefault("train", {}).update(epochs=1, warmup_epochs=0)
         data.setdefault("teacher", {}).update(epochs=1)
@@ -410,4 +410,6 @@ def load_config(path: str | os.PathLike | None, overrides=(), smoke: bool = Fals
         data["data"]["limit"] = min(data["data"].get("limit") or 256, 256)
         data["data"]["batch_size"] = min(data["data"].get("batch_size", 64), 32)
         data.setdefault("report", {}).update(latency_runs=20, throughput_batch=8, rounds=1)
+    for assignment in overrides:  # after the smoke switch: an explicit `--set` wins
+        apply_override(data, assignment)
     return from_dict(Config, data)

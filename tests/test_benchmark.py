@@ -104,13 +104,16 @@ def test_benchmark_missing_unknown_or_broken_model(tmp_path, capsys):
 def test_recipe_export_adds_measured_rows(tmp_path, capsys):
     out = tmp_path / "run"
     code = recipe_main("classification", str(REPO_ROOT / "recipes" / "digits.toml"),
-                       ["--smoke", "--export", "--set", "train.epochs=3", "--out", str(out)])
+                       ["--smoke", "--export", "--set", "train.epochs=8", "--set", "data.limit=1024",
+                        "--set", "student.options={widths=[16, 32, 64]}",
+                        "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     results = json.loads((out / "results.json").read_text())
     exported = {r["name"]: r for r in results["exported"]}
     assert set(exported) == {"teacher.fp32.tflite", "kd.fp32.tflite", "kd.int8.tflite"}
     keras_kd = next(r for r in results["models"] if r["name"] == "kd")
     for name, r in exported.items():
+        assert "error" not in r, r["error"]
         assert (out / name).stat().st_size == r["size_bytes"] > 0
         assert r["latency_runs"] >= 50 and r["threads"] == 2 and r["peak_rss_mb"] > 0
         assert r["parity"]["top1_agreement"] >= 0.98

@@ -50,5 +50,7 @@ def test_wrong_types_and_bad_overrides():
 def test_smoke_shrinks_and_round_trips():
     cfg = load_config(None, smoke=True)
     assert cfg.train.epochs == 1 and cfg.data.limit == 256 and cfg.report.latency_runs == 20
+    cfg = load_config(None, ["train.epochs=3", "data.limit=512"], smoke=True)  # an explicit --set wins
+    assert cfg.train.epochs == 3 and cfg.data.limit == 512 and cfg.teacher.epochs == 1
     d = to_dict(Config())
     assert d["distill"][0]["losses"][0]["method"] == "kd"
