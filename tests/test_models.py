@@ -64,6 +64,29 @@ def test_mobilenet_alpha_changes_width():
     assert half < full / 2
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small"])
+def test_mobilenet_batchnorm_statistics_follow_a_short_run(name, tmp_path):
+    # keras.applications' BN momentum 0.999 left a 5-epoch MobileNetV2 at chance on the test split.
+    model = create_model(name, 3, (32, 32, 3), image_size=32)
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(bns) > 10 and {layer.momentum for layer in bns} == {0.99}
+    x = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    y = np.arange(16) % 3
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = keras.ops.convert_to_numpy(bns[0].moving_mean)
+    model.fit(x, y, batch_size=16, epochs=20, verbose=0)  # 20 steps: 1 - 0.99**20 = 18% of the way
+    batch_mean = keras.ops.convert_to_numpy(keras.ops.mean(
+        keras.Model(model.input, bns[0].input)(x, training=False), axis=(0, 1, 2)))
+    moved = np.abs(keras.ops.convert_to_numpy(bns[0].moving_mean) - before).mean()
+    assert moved > 0.1 * np.abs(batch_mean - before).mean()
+    path = tmp_path / "m.keras"
+    model.save(path)
+    assert {layer.momentum for layer in keras.saving.load_model(path).layers
+            if isinstance(layer, keras.layers.BatchNormalization)} == {0.99}
+    with pytest.raises(ValueError, match="bn_momentum must be in"):
+        create_model(name, 3, (32, 32, 3), image_size=32, bn_momentum=1.5)
+
+
 def test_bad_model_arguments():
     with pytest.raises(ValueError, match=r"unknown model 'resnet19'; registered models: .*resnet18"):
         create_model("resnet19", 10, (32, 32, 3))

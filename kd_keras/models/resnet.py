@@ -69,11 +69,14 @@ def resnet34(num_classes, input_shape, image_size=None, small_input=None, dropou
     return basic_resnet(num_classes, input_shape, (3, 4, 6, 3), "resnet34", image_size, small_input, dropout)
 
 
-def _keras_app(app, name, num_classes, input_shape, weights, image_size, mode, dropout=0.0, minimum=32, **app_kw):
+def _keras_app(app, name, num_classes, input_shape, weights, image_size, mode, dropout=0.0, minimum=32,
+               bn_momentum=None, **app_kw):
     """Wraps a keras.applications backbone: raw input, own preprocessing, logits head.
 
     The backbone is built on our preprocessed tensor (`input_tensor`), so
     its layers are inlined and addressable by name for feature losses.
+    `bn_momentum`, if given, replaces the momentum of every
+    BatchNormalization layer of the backbone (None: keep keras.applications').
     """
     size = image_size or default_size(input_shape, minimum)
     if size < minimum:
@@ -81,6 +84,12 @@ def _keras_app(app, name, num_classes, input_shape, weights, image_size, mode, d
     inputs = image_input(input_shape)
     x = preprocess(inputs, size, mode)
     base = app(include_top=False, weights=weights, input_tensor=x, pooling=None, **app_kw)
+    if bn_momentum is not None:
+        if not 0.0 < bn_momentum < 1.0:
+            raise ValueError(f"{name} bn_momentum must be in (0, 1), got {bn_momentum!r}.")
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = float(bn_momentum)
     return keras.Model(inputs, classifier(base.output, num_classes, dropout), name=name)
 
 
