@@ -8,6 +8,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from kd_keras.distiller import Distiller  # noqa: E402
 from kd_keras.losses import DistillLoss, create_loss, list_losses, register_loss  # noqa: E402
 from kd_keras.models import create_model, list_models, register_model  # noqa: E402
+from kd_keras.precise_bn import PreciseBatchNorm, recalibrate_batchnorm  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "create_model",
     "list_losses",
     "list_models",
+    "PreciseBatchNorm",
+    "recalibrate_batchnorm",
     "register_loss",
     "register_model",
 ]

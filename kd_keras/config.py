@@ -137,6 +137,10 @@ class TrainConfig:
         hard_loss: the supervised loss, `{ method = NAME, <options> }` with a
             name from `kd_keras.list_losses("supervised")`; empty: the task's
             default.
+        precise_bn_batches: after each training run, recompute the model's
+            BatchNorm statistics as the average over this many training
+            batches (`kd_keras.precise_bn`); 0: off, keep the moving
+            averages of training.
     """
 
     epochs: int = 20
@@ -147,6 +151,7 @@ class TrainConfig:
     warmup_epochs: int = 0
     seed: int = 0
     hard_loss: dict = dataclasses.field(default_factory=dict)
+    precise_bn_batches: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -176,3 +176,14 @@ def test_a_distill_entry_with_its_own_student(tmp_path, capsys):
     code, err = run_cli(capsys, "--smoke", "--out", str(tmp_path / "bad"),
                         "--set", 'distill.0.student={ model = "nope" }')
     assert code == 2 and "distill.0.student must be { model = NAME" in err
+
+
+def test_precise_bn_recomputes_statistics_of_every_trained_model(tmp_path, capsys):
+    code = main("classification", str(REPO_ROOT / "recipes" / "digits.toml"),
+                ["--smoke", "--set", "train.precise_bn_batches=2", "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0
+    for name in ("teacher", "baseline", "kd"):
+        assert f"   {name}: BatchNorm statistics recomputed on 2 training batches (precise BN)" in out
+    code, err = run_cli(capsys, "--smoke", "--set", "train.precise_bn_batches=-1", "--out", str(tmp_path / "bad"))
+    assert code == 2 and "train.precise_bn_batches must be >= 0 (0: off), got -1." in err

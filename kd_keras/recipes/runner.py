@@ -27,6 +27,7 @@ from kd_keras.distiller import Distiller
 from kd_keras.export.converters import QUANTIZE
 from kd_keras.losses import create_loss
 from kd_keras.models import list_models
+from kd_keras.precise_bn import PreciseBatchNorm
 
 RESULT_FILES = ("results.json", "results.md")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -71,6 +72,8 @@ def validate(cfg: Config, task=None) -> list:
         raise ValueError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {t.schedule!r}.")
     if t.epochs < 1 or cfg.teacher.epochs < 0:
         raise ValueError(f"train.epochs must be >= 1 and teacher.epochs >= 0, got {t.epochs} and {cfg.teacher.epochs}.")
+    if t.precise_bn_batches < 0:
+        raise ValueError(f"train.precise_bn_batches must be >= 0 (0: off), got {t.precise_bn_batches}.")
     if not t.learning_rate > 0 or cfg.teacher.learning_rate < 0:
         raise ValueError(f"train.learning_rate must be > 0, got {t.learning_rate}.")
     if cfg.data.repeats < 1 or cfg.data.patch_size < 0:
@@ -159,12 +162,18 @@ class Runner:
         distiller.compile(optimizer=make_optimizer(t, learning_rate or t.learning_rate, epochs, self.steps),
                           loss=self.task.hard_loss(t.hard_loss), metrics=self.task.metrics())
         guard = NaNGuard(student.weights + [w for layer in distiller.loss_layers for w in layer.weights])
+        callbacks = [guard]
+        if t.precise_bn_batches:
+            callbacks.append(PreciseBatchNorm(self.train_ds, t.precise_bn_batches))
         self.log(f"\n== training {name} ({role}: {student.name}, {student.count_params():,} params, {epochs} epochs)")
         keras.utils.set_random_seed(t.seed)
         start = time.perf_counter()
-        distiller.fit(self.train_ds, validation_data=self.val_ds, epochs=epochs, callbacks=[guard],
+        distiller.fit(self.train_ds, validation_data=self.val_ds, epochs=epochs, callbacks=callbacks,
                       verbose=2, shuffle=False)
         seconds = time.perf_counter() - start
+        if t.precise_bn_batches and callbacks[-1].used:
+            used = callbacks[-1].used
+            self.log(f"   {name}: BatchNorm statistics recomputed on {used} training batches (precise BN)")
         if guard.diverged_epoch is not None:
             path = os.path.join(self.out_dir, f"{name}.keras")
             save_model(student, path)
