@@ -87,7 +87,8 @@ def markdown(exported: list[dict], task) -> list[str]:
     lines += comparisons(exported, task)
     lines += [f"- {r['name']}: export failed: {r['error']}" for r in exported if "error" in r]
     if good:
-        lines += ["", f"Every export passed its parity check against the Keras model on "
+        which = "Every file in the table" if len(good) < len(exported) else "Every export"
+        lines += ["", f"{which} passed its parity check against the Keras model on "
                       f"{good[0]['parity_samples']} test samples (see `parity` in results.json). Latency: batch 1, "
                       f"median and p90 of {good[0]['latency_runs']} runs in a separate process holding only "
                       f"LiteRT, whose peak RSS is shown."]
