@@ -57,7 +57,6 @@ def recalibrate_batchnorm(model, dataset, batches: int = 50) -> int:
     if not layers:
         return 0
     momenta = [layer.momentum for layer in layers]
-    trainable = [w.numpy() for w in model.trainable_weights]
     old = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in layers]
     for layer in layers:  # the first batch replaces the old statistics entirely
         layer.moving_mean.assign(keras.ops.zeros_like(layer.moving_mean))
@@ -74,8 +73,6 @@ def recalibrate_batchnorm(model, dataset, batches: int = 50) -> int:
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
-        for w, value in zip(model.trainable_weights, trainable):  # dropout etc. never move weights; be sure
-            w.assign(value)
     if used == 0:
         for layer, (mean, var) in zip(layers, old):
             layer.moving_mean.assign(mean)
