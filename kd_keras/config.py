@@ -141,6 +141,28 @@ class TrainConfig:
             BatchNorm statistics as the average over this many training
             batches (`kd_keras.precise_bn`); 0: off, keep the moving
             averages of training.
+        teacher_cache: KD students: "auto" caches the teacher's outputs
+            when the training inputs are fixed (no random augmentation or
+            crops), in memory or, above `teacher_cache_memory_mb`, on disk;
+            "memory" or "disk" force the storage; "off" always runs the
+            teacher live. With random inputs the teacher runs live.
+        teacher_cache_dir: folder of disk caches, shared between runs
+            (empty: `<output dir>/teacher_cache`).
+        teacher_cache_memory_mb: "auto" keeps outputs up to this size in
+            memory.
+        precision: "float32", "mixed_float16" (GPUs; the loss is scaled) or
+            "mixed_bfloat16" (TPUs, recent CPUs and GPUs); variables and
+            losses stay float32.
+        jit_compile: compile the train step with XLA: true, false, or
+            "auto" (Keras' choice: on with a GPU, off on CPU).
+        strategy: "default" (one device), "mirrored" (all local GPUs;
+            `data.batch_size` is the global batch) or "multi_worker"
+            (`tf.distribute.MultiWorkerMirroredStrategy` from `TF_CONFIG`;
+            see the README).
+        resume: back up each training run every epoch and, when the same
+            command runs again after a crash or kill, continue where it
+            stopped (`keras.callbacks.BackupAndRestore`); finished models
+            are loaded, not retrained.
     """
 
     epochs: int = 20
@@ -152,6 +174,13 @@ class TrainConfig:
     seed: int = 0
     hard_loss: dict = dataclasses.field(default_factory=dict)
     precise_bn_batches: int = 0
+    teacher_cache: str = "auto"
+    teacher_cache_dir: str = ""
+    teacher_cache_memory_mb: float = 2048.0
+    precision: str = "float32"
+    jit_compile: object = "auto"
+    strategy: str = "default"
+    resume: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -140,6 +140,10 @@ class Distiller(keras.distillation.Distiller):
         # Tracked here so their weights train with the student.
         self.loss_layers = [layer for loss in losses if isinstance(loss, DistillLoss) for layer in loss.layers]
 
+        self._teacher_fn = None
+        # Student, teacher and loss layers are built above, so the distiller
+        # is too (BackupAndRestore restores only into a built model).
+        self.built = True
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
 
@@ -170,6 +174,26 @@ class Distiller(keras.distillation.Distiller):
     def needs_teacher(self) -> bool:
         """Whether a training step computes any distillation term."""
         return self.teacher is not None and self.student_loss_weight < 1.0
+
+    @property
+    def teacher_layers(self) -> list[str]:
+        """The teacher outputs the losses read: `"final_output"` and any feature layers."""
+        names = [getattr(loss, "teacher_layer_name", None) or FINAL for loss in self.distillation_losses]
+        return sorted(set(names)) if self.teacher is not None else []
+
+    def teacher_outputs(self, x) -> dict:
+        """The teacher's outputs for a batch, as the losses read them (`teacher_layers`).
+
+        This is the teacher's inference-mode forward pass, traced once; a
+        `kd_keras.TeacherOutputCache` calls it to compute outputs that
+        `(x, y, teacher_outputs)` batches then carry.
+        """
+        if self.teacher is None:
+            raise ValueError("this distiller has no teacher (a baseline), so it has no teacher outputs.")
+        if self._teacher_fn is None:
+            self._teacher_fn = tf.function(self._extract_all_teacher_features, reduce_retracing=True)
+        features = self._teacher_fn(x)
+        return {k: features[k] for k in self.teacher_layers}
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """Compiles like `keras.Model.compile`; `loss` is the hard-label loss."""

@@ -54,7 +54,14 @@ class AugmentConfig:
 
     @property
     def active(self) -> bool:
-        return self.flip or self.crop_padding > 0 or self.translate > 0 or self.randaugment or self.mixes
+        return bool(self.random_ops)
+
+    @property
+    def random_ops(self) -> list[str]:
+        """Names of the random ops that are on (empty: every epoch sees the same inputs)."""
+        on = (("flip", self.flip), ("crop_padding", self.crop_padding > 0), ("translate", self.translate > 0),
+              ("randaugment", self.randaugment), ("mixup", self.mixup_alpha > 0), ("cutmix", self.cutmix_alpha > 0))
+        return [name for name, active in on if active]
 
 
 def build_image_augmenter(cfg: AugmentConfig, image_shape, seed: int = 0):

@@ -11,7 +11,8 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 def classification_pipeline(ds: tf.data.Dataset, num_classes: int, image_shape, batch_size: int,
                             training: bool, augment: AugmentConfig | None = None, seed: int = 0,
-                            shuffle_buffer: int = 10_000, cache: bool = True) -> tf.data.Dataset:
+                            shuffle_buffer: int = 10_000, cache: bool = True,
+                            teacher_outputs: tf.data.Dataset | None = None) -> tf.data.Dataset:
     """Batches `(image, label)` pairs into `(images, one_hot_labels)`.
 
     Decoded images are cached before augmentation, so every epoch draws
@@ -29,15 +30,24 @@ def classification_pipeline(ds: tf.data.Dataset, num_classes: int, image_shape, 
         seed: seed of shuffling and augmentation.
         shuffle_buffer: shuffle buffer size.
         cache: cache decoded images in memory.
+        teacher_outputs: per-example teacher outputs aligned with `ds`
+            (`kd_keras.TeacherOutputCache.outputs`); batches are then
+            `(images, one_hot_labels, teacher_outputs)`. Only for fixed
+            inputs: refused with random augmentation.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if teacher_outputs is not None and training and augment is not None and augment.active:
+        raise ValueError(f"cached teacher outputs need fixed inputs, but random augmentation is on "
+                         f"({', '.join(augment.random_ops)}); let the teacher run live.")
     if cache:
         ds = ds.cache()
+    if teacher_outputs is not None:  # zipped after the image cache: the outputs keep their own storage
+        ds = tf.data.Dataset.zip((ds, teacher_outputs)).map(lambda xy, t: (*xy, t))
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE)
-    ds = ds.map(lambda x, y: (x, tf.one_hot(y, num_classes)), num_parallel_calls=AUTOTUNE)
+    ds = ds.map(lambda x, y, *t: (x, tf.one_hot(y, num_classes), *t), num_parallel_calls=AUTOTUNE)
     if training and augment is not None and augment.active:
         augmenter = build_image_augmenter(augment, image_shape, seed)
         mixer = build_mixer(augment, seed)

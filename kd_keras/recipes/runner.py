@@ -21,18 +21,23 @@ import keras
 import tensorflow as tf
 
 from kd_keras import report
-from kd_keras.callbacks import NaNGuard, TrainingDiverged
+from kd_keras.callbacks import AtomicBackupAndRestore, NaNGuard, TrainingDiverged, run_logs
 from kd_keras.config import Config, ModelConfig, find_file, to_dict
 from kd_keras.distiller import Distiller
 from kd_keras.export.converters import QUANTIZE
 from kd_keras.losses import create_loss
 from kd_keras.models import list_models
 from kd_keras.precise_bn import PreciseBatchNorm
+from kd_keras.recipes.resume import Progress
+from kd_keras.teacher_cache import STORAGES, TeacherOutputCache, teacher_fingerprint
 
 RESULT_FILES = ("results.json", "results.md")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 RESERVED = ("teacher", "baseline")
+TEACHER_CACHE = ("off", *STORAGES)
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 def check_out_dir(out_dir: str, overwrite: bool) -> None:
@@ -74,6 +79,19 @@ def validate(cfg: Config, task=None) -> list:
         raise ValueError(f"train.epochs must be >= 1 and teacher.epochs >= 0, got {t.epochs} and {cfg.teacher.epochs}.")
     if t.precise_bn_batches < 0:
         raise ValueError(f"train.precise_bn_batches must be >= 0 (0: off), got {t.precise_bn_batches}.")
+    if t.teacher_cache not in TEACHER_CACHE or not t.teacher_cache_memory_mb >= 0:
+        raise ValueError(f"train.teacher_cache must be one of {', '.join(TEACHER_CACHE)} and "
+                         f"train.teacher_cache_memory_mb >= 0, got {t.teacher_cache!r} and {t.teacher_cache_memory_mb}.")
+    random = task.random_inputs(cfg.data) if task is not None else ""
+    if t.teacher_cache in ("memory", "disk") and random:
+        raise ValueError(f"train.teacher_cache = {t.teacher_cache!r} needs fixed training inputs, but this recipe "
+                         f"trains on {random}; set train.teacher_cache = \"auto\" (the teacher then runs live).")
+    if t.precision not in PRECISIONS:
+        raise ValueError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}.")
+    if t.jit_compile not in (True, False, "auto"):
+        raise ValueError(f"train.jit_compile must be true, false or \"auto\", got {t.jit_compile!r}.")
+    if t.strategy not in STRATEGIES:
+        raise ValueError(f"train.strategy must be one of {', '.join(STRATEGIES)}, got {t.strategy!r}.")
     if not t.learning_rate > 0 or cfg.teacher.learning_rate < 0:
         raise ValueError(f"train.learning_rate must be > 0, got {t.learning_rate}.")
     if cfg.data.repeats < 1 or cfg.data.patch_size < 0:
@@ -135,6 +153,32 @@ def make_optimizer(t, learning_rate: float, epochs: int, steps_per_epoch: int):
     return keras.optimizers.Adam(lr, weight_decay=wd)
 
 
+def make_strategy(name: str):
+    """The `tf.distribute` strategy of `train.strategy`.
+
+    Raises:
+        ValueError: "multi_worker" without a `TF_CONFIG` environment variable.
+    """
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError("train.strategy = \"multi_worker\" needs the TF_CONFIG environment variable on every "
+                             "worker (cluster and task); see the README's multi-worker section.")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def worker_out_dir(out_dir: str, strategy) -> str:
+    """Where this process writes: `out_dir` on the chief, a private sub-folder on other workers."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type or (resolver.task_type == "chief") or (
+            resolver.task_type == "worker" and resolver.task_id == 0
+            and "chief" not in resolver.cluster_spec().as_dict()):
+        return out_dir
+    return os.path.join(out_dir, f".{resolver.task_type}{resolver.task_id}")
+
+
 def save_model(model: keras.Model, path: str) -> int:
     """Saves atomically (no half-written file on failure); returns the size in bytes."""
     tmp = path[: -len(".keras")] + ".partial.keras"
@@ -152,6 +196,13 @@ class Runner:
         self.command, self.export = command, export
         check_out_dir(out_dir, overwrite)
         self.plans = validate(cfg, task)
+        self.strategy = make_strategy(cfg.train.strategy)  # before any TensorFlow op: multi-worker needs it first
+        self.out_dir = worker_out_dir(out_dir, self.strategy)
+        if self.out_dir != out_dir:
+            check_out_dir(self.out_dir, True)
+        self.progress = Progress(self.out_dir, to_dict(cfg), overwrite or self.out_dir != out_dir,
+                                 enabled=cfg.train.resume)
+        self.cache = None
 
     # ---------------------------------------------------------------- train
     def _fit(self, role: str, name: str, student, teacher=None, losses=(), loss_weights=None,
@@ -160,32 +211,78 @@ class Runner:
         epochs = epochs or t.epochs
         distiller = Distiller(student, teacher, losses, loss_weights, student_loss_weight, name=f"{name}_distiller")
         distiller.compile(optimizer=make_optimizer(t, learning_rate or t.learning_rate, epochs, self.steps),
-                          loss=self.task.hard_loss(t.hard_loss), metrics=self.task.metrics())
+                          loss=self.task.hard_loss(t.hard_loss), metrics=self.task.metrics(),
+                          jit_compile=t.jit_compile)
+        train_ds, how = self._train_data(distiller)
         guard = NaNGuard(student.weights + [w for layer in distiller.loss_layers for w in layer.weights])
-        callbacks = [guard]
-        if t.precise_bn_batches:
-            callbacks.append(PreciseBatchNorm(self.train_ds, t.precise_bn_batches))
-        self.log(f"\n== training {name} ({role}: {student.name}, {student.count_params():,} params, {epochs} epochs)")
+        callbacks = [guard, *run_logs(os.path.join(self.out_dir, "logs"), name)]
+        backup = None
+        if t.resume:
+            backup = AtomicBackupAndRestore(self.progress.backup_dir(name), double_checkpoint=True)
+            callbacks.append(backup)
+        precise = PreciseBatchNorm(self.train_ds, t.precise_bn_batches) if t.precise_bn_batches else None
+        if precise is not None:
+            callbacks.append(precise)
+        self.log(f"\n== training {name} ({role}: {student.name}, {student.count_params():,} params, {epochs} epochs"
+                 f"{', ' + how if how else ''})")
+        if backup is not None and backup.saved_epoch:
+            self.log(f"   resuming {name} from its backup after epoch {backup.saved_epoch} of {epochs}")
         keras.utils.set_random_seed(t.seed)
         start = time.perf_counter()
-        distiller.fit(self.train_ds, validation_data=self.val_ds, epochs=epochs, callbacks=callbacks,
+        distiller.fit(train_ds, validation_data=self.val_ds, epochs=epochs, callbacks=callbacks,
                       verbose=2, shuffle=False)
         seconds = time.perf_counter() - start
-        if t.precise_bn_batches and callbacks[-1].used:
-            used = callbacks[-1].used
-            self.log(f"   {name}: BatchNorm statistics recomputed on {used} training batches (precise BN)")
+        if precise is not None and precise.used:
+            self.log(f"   {name}: BatchNorm statistics recomputed on {precise.used} training batches (precise BN)")
         if guard.diverged_epoch is not None:
             path = os.path.join(self.out_dir, f"{name}.keras")
             save_model(student, path)
             raise TrainingDiverged(
-                f"training of {name!r} diverged: the loss became NaN/inf in epoch {guard.diverged_epoch}; "
-                f"kept the weights of epoch {guard.last_good_epoch} in {path}; lower train.learning_rate."
+                f"training of {name!r} diverged: the loss became NaN/inf in epoch {guard.diverged_epoch}, "
+                f"step {guard.diverged_step}; kept the weights of epoch {guard.last_good_epoch} in {path}; "
+                f"lower train.learning_rate."
             )
-        return seconds
+        return seconds, how
+
+    def _train_data(self, distiller):
+        """The training batches, with cached teacher outputs where the inputs are fixed; and how the teacher runs."""
+        t, data = self.cfg.train, self.cfg.data
+        if not distiller.needs_teacher:
+            return self.train_ds, ""
+        random = self.task.random_inputs(data)
+        if random or t.teacher_cache == "off":
+            why = f"the inputs change every epoch ({random})" if random else "train.teacher_cache = \"off\""
+            return self.train_ds, f"teacher runs live: {why}"
+        if self.cache is None:
+            directory = t.teacher_cache_dir or os.path.join(self.out_dir, "teacher_cache")
+            self.cache = TeacherOutputCache(None, "", storage=t.teacher_cache, directory=directory,
+                                            max_memory_mb=t.teacher_cache_memory_mb, log=self.log)
+        self.cache.extract = distiller.teacher_outputs
+        self.cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
+        outputs = self.cache.outputs(self.task.train_examples(self.splits, data))
+        train, _, _ = self.task.pipelines(self.splits, data, t.seed, teacher_outputs=outputs)
+        last = self.cache.last
+        where = "in memory" if last["mode"] == "memory" else "on disk"
+        when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"
+        return train, f"teacher outputs cached {where} ({when}, outside the training time)"
 
     def _new_model(self, m, seed: int, weights=None):
         keras.utils.set_random_seed(seed)
         return self.task.create_model(m, self.splits, weights)
+
+    def _trained(self, name: str, train):
+        """Loads a model a resumed run already finished, or trains it with `train() -> (model, seconds, extra)`."""
+        record = self.progress.done(name)
+        if record is not None:
+            self.log(f"\n== {name}: finished by an earlier run of this command; loaded from {name}.keras")
+            path = os.path.join(self.out_dir, f"{name}.keras")
+            model = keras.saving.load_model(path, compile=False)
+            self.saved[name] = os.path.getsize(path)
+            return model, record["seconds"], record.get("extra")
+        model, seconds, extra = train()
+        self.saved[name] = save_model(model, os.path.join(self.out_dir, f"{name}.keras"))
+        self.progress.mark(name, {"seconds": seconds, "extra": extra})
+        return model, seconds, extra
 
     def _teacher(self):
         tc = self.cfg.teacher
@@ -196,8 +293,8 @@ class Runner:
                 model = self._new_model(tc, self.cfg.train.seed, weights=str(path))
                 if not tc.finetune:
                     return model, None, f"loaded from {tc.weights}"
-                seconds = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
-                                    learning_rate=tc.learning_rate or None)
+                seconds, _ = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
+                                       learning_rate=tc.learning_rate or None)
                 return model, seconds, f"fine-tuned from {tc.weights}"
             if not tc.train_if_missing:
                 raise FileNotFoundError(
@@ -208,14 +305,26 @@ class Runner:
             model = self._new_model(tc, self.cfg.train.seed + 1, weights="")
         else:
             model = self._new_model(tc, self.cfg.train.seed + 1)
-        seconds = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
-                            learning_rate=tc.learning_rate or None)
+        seconds, _ = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
+                               learning_rate=tc.learning_rate or None)
         return model, seconds, "trained by this run"
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
+        policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.cfg.train.precision)
+        try:
+            with self.strategy.scope():
+                return self._run()
+        finally:
+            keras.config.set_dtype_policy(policy)
+
+    def _run(self) -> dict:
         cfg = self.cfg
         os.makedirs(self.out_dir, exist_ok=True)
+        done = self.progress.start()
+        if done:
+            self.log(f"resuming an interrupted run in {self.out_dir}: {', '.join(done)} already finished")
         self.splits = self.task.load(cfg.data, cfg.train.seed)
         s = self.splits
         classes = f", {s.num_classes} classes" if s.num_classes else ""
@@ -224,20 +333,29 @@ class Runner:
         self.train_ds, self.val_ds, self.test_ds = self.task.pipelines(s, cfg.data, cfg.train.seed)
         self.steps = max(1, math.ceil(self.task.samples_per_epoch(s, cfg.data) / cfg.data.batch_size))
 
-        rows, self.trained = [], {}
-        teacher, seconds, source = self._teacher()
+        rows, self.trained, self.saved = [], {}, {}
+        teacher, seconds, source = self._trained("teacher", self._teacher)
         rows.append(self._row("teacher", "teacher", teacher, seconds, None, source))
 
-        baseline = self._new_model(cfg.student, cfg.train.seed)
-        rows.append(self._row("baseline", "baseline", baseline, self._fit("baseline", "baseline", baseline), None))
+        def train_baseline():
+            model = self._new_model(cfg.student, cfg.train.seed)
+            return model, self._fit("baseline", "baseline", model)[0], None
+
+        baseline, seconds, _ = self._trained("baseline", train_baseline)
+        rows.append(self._row("baseline", "baseline", baseline, seconds, None))
 
         for d, losses in self.plans:
-            m = ModelConfig(**d.student) if d.student else cfg.student
-            student = self._new_model(m, cfg.train.seed)  # same init as the baseline
-            seconds = self._fit("kd", d.name, student, teacher, losses, [l.weight for l in d.losses],
-                                d.student_loss_weight)
+            def train_kd(d=d, losses=losses):
+                m = ModelConfig(**d.student) if d.student else cfg.student
+                model = self._new_model(m, cfg.train.seed)  # same init as the baseline
+                seconds, how = self._fit("kd", d.name, model, teacher, losses, [l.weight for l in d.losses],
+                                         d.student_loss_weight)
+                return model, seconds, how
+
+            student, seconds, how = self._trained(d.name, train_kd)
             kd = {"student_loss_weight": d.student_loss_weight, "own_student": bool(d.student),
-                  "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses]}
+                  "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses],
+                  "teacher_outputs": how}
             rows.append(self._row(d.name, "kd", student, seconds, kd))
         for name, model in self.task.reference_models(s, cfg.data).items():
             rows.append(self._row(name, "reference", model, None, None, "not trained"))
@@ -247,11 +365,12 @@ class Runner:
             from kd_keras.recipes import export_step
 
             exported = export_step.export_and_measure(self, rows)
-        return self._write(rows, exported)
+        results = self._write(rows, exported)
+        self.progress.clear()
+        return results
 
     def _row(self, name, role, model, seconds, kd, source=None) -> dict:
-        path = os.path.join(self.out_dir, f"{name}.keras")
-        size = save_model(model, path)
+        size = self.saved.get(name) or save_model(model, os.path.join(self.out_dir, f"{name}.keras"))
         metrics = self.task.evaluate(model, self.test_ds, self.cfg.report)
         self.trained[name] = model
         row = {"name": name, "role": role, "arch": model.name, "params": int(model.count_params()),
@@ -310,6 +429,9 @@ class Runner:
                 lines.append(f"- {r['name']}: {self.task.format_delta(r[metric] - b_val)} vs baseline; " + (
                     f"recovers {100 * g:.1f}% of the teacher-baseline gap." if g is not None
                     else "the baseline is not below the teacher, so there is no gap to recover."))
+            if r["role"] == "kd" and r["kd"].get("teacher_outputs"):
+                how = r["kd"]["teacher_outputs"]
+                lines.append(f"  {how[0].upper()}{how[1:]}.")
         lines += ["", *self.task.report_notes(rows)]
         shape = "x".join(str(d) for d in self.timing_shape)
         lines += ["", f"Latency: median of {cfg.report.rounds * cfg.report.latency_runs} batch-1 calls "

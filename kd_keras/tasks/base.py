@@ -39,6 +39,19 @@ class Task:
         return create_model(m.model, input_shape=splits.input_shape,
                             weights=weights if weights is not None else (m.weights or None), **m.options)
 
+    def random_inputs(self, data_cfg) -> str:
+        """Why the training inputs change from epoch to epoch, or "" if they are fixed per example.
+
+        With fixed inputs the runner caches the teacher's outputs
+        (`kd_keras.teacher_cache`); otherwise the teacher runs live. Dense
+        tasks train on random crops, so their teacher always runs live.
+        """
+        return "random crops"
+
+    def train_examples(self, splits, data_cfg):
+        """The unbatched training examples in a fixed order, as `pipelines` reads them (fixed inputs only)."""
+        raise NotImplementedError(f"{self.name} trains on random inputs; its teacher runs live.")
+
     def samples_per_epoch(self, splits, data_cfg) -> int:
         return splits.num_train
 

@@ -37,11 +37,19 @@ class ClassificationTask(Task):
         self.binary = splits.num_classes == 2
         return splits
 
-    def pipelines(self, splits, cfg, seed: int):
-        """Returns the (train, val, test) batched datasets."""
+    def random_inputs(self, cfg) -> str:
+        ops = cfg.augment.random_ops
+        return f"random augmentation: {', '.join(ops)}" if ops else ""
+
+    def train_examples(self, splits, cfg):
+        return splits.train
+
+    def pipelines(self, splits, cfg, seed: int, teacher_outputs=None):
+        """Returns the (train, val, test) batched datasets; see `Task.pipelines`."""
         def make(ds, batch, training):
             return kd_data.classification_pipeline(ds, splits.num_classes, splits.input_shape, batch, training,
-                                                   cfg.augment if training else None, seed, cache=cfg.cache)
+                                                   cfg.augment if training else None, seed, cache=cfg.cache,
+                                                   teacher_outputs=teacher_outputs if training else None)
 
         eval_batch = max(cfg.batch_size, 128)
         train = make(splits.train, cfg.batch_size, True)

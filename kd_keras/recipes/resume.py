@@ -1,0 +1,85 @@
+"""What a recipe run has finished, so the same command resumes it after a kill.
+
+A run trains several models in turn (teacher, baseline, KD students). Each
+finished model is saved (atomically) and recorded in `<out>/.progress/`;
+the model in training is backed up every epoch in `<out>/.backup/<name>/`
+(`kd_keras.callbacks.AtomicBackupAndRestore`). Running the same command
+again loads the finished models and continues the interrupted one from
+its last finished epoch. The record holds the recipe's config, so a
+different config in the same output dir is refused instead of mixed in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from kd_keras import report
+
+PROGRESS = ".progress"
+BACKUP = ".backup"
+
+
+class Progress:
+    """The finished models of one run in `out_dir`.
+
+    Args:
+        out_dir: the run's output dir.
+        config: the recipe as plain data (`kd_keras.config.to_dict`).
+        overwrite: start afresh: forget an interrupted run's progress and
+            backups.
+        enabled: `train.resume`; when off, nothing is recorded or resumed.
+
+    Raises:
+        ValueError: `out_dir` holds an interrupted run of another config.
+    """
+
+    def __init__(self, out_dir: str, config: dict, overwrite: bool = False, enabled: bool = True):
+        self.folder = os.path.join(out_dir, PROGRESS)
+        self.backup_root = os.path.join(out_dir, BACKUP)
+        self.out_dir, self.config, self.enabled = out_dir, config, enabled
+        if overwrite or not enabled:
+            self.clear()
+        meta = os.path.join(self.folder, "config.json")
+        if os.path.isfile(meta):
+            with open(meta) as f:
+                held = json.load(f)
+            if held != json.loads(json.dumps(config)):
+                raise ValueError(
+                    f"output dir {out_dir!r} holds an interrupted run of another config; run the same command "
+                    f"to resume it, pass --overwrite to start afresh, or choose another --out."
+                )
+
+    def start(self) -> list[str]:
+        """Records the config; returns the names of models already finished."""
+        if not self.enabled:
+            return []
+        os.makedirs(self.folder, exist_ok=True)
+        report.write_json_atomic(os.path.join(self.folder, "config.json"), self.config)
+        return [n for n in self._names() if self.done(n) is not None]
+
+    def _names(self) -> list[str]:
+        return sorted(f[: -len(".json")] for f in os.listdir(self.folder) if f.endswith(".json") and f != "config.json")
+
+    def done(self, name: str) -> dict | None:
+        """The record of a finished model (its training seconds, ...), or None."""
+        path = os.path.join(self.folder, f"{name}.json")
+        if not self.enabled or not os.path.isfile(path) or not os.path.isfile(os.path.join(self.out_dir,
+                                                                                            f"{name}.keras")):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    def mark(self, name: str, record: dict) -> None:
+        """Records that `name` finished (its `.keras` file is saved)."""
+        if self.enabled:
+            report.write_json_atomic(os.path.join(self.folder, f"{name}.json"), record)
+
+    def backup_dir(self, name: str) -> str:
+        return os.path.join(self.backup_root, name)
+
+    def clear(self) -> None:
+        """Forgets the progress and backups (after the results are written, or on --overwrite)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.backup_root, ignore_errors=True)

@@ -1,0 +1,204 @@
+"""Teacher-output cache: run the frozen teacher once, feed its outputs through the batch.
+
+A frozen teacher in inference mode maps a fixed input to a fixed output. When
+the training inputs do not change from epoch to epoch (no random
+augmentation), its outputs can be computed in one pass and zipped with the
+examples; `kd_keras.Distiller` then reads them from `(x, y, teacher_outputs)`
+batches and the teacher never runs during training. With random
+augmentation the teacher must see each epoch's augmented view, so it runs
+live ("consistent teaching", Beyer et al. 2022).
+
+The cache lives in memory, or on disk as a TFRecord file for outputs that do
+not fit. It is keyed by a fingerprint of the teacher (architecture, dtype
+policy, every weight), of the layers read, and of the dataset (every input
+and label, in order): a changed teacher or dataset gets a new key, and so a
+new cache, never a stale one.
+
+Reference:
+    Shen, Xing. A Fast Knowledge Distillation Framework for Visual
+    Recognition (FKD). ECCV 2022. https://arxiv.org/abs/2112.01528
+    (caches soft labels instead of re-running the teacher).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+FINAL = "final_output"
+STORAGES = ("auto", "memory", "disk")
+RECORD_FILE = "outputs.tfrecord"
+META_FILE = "meta.json"
+
+
+def teacher_fingerprint(teacher: keras.Model, layers=(FINAL,)) -> str:
+    """A hex digest of the teacher's class, config, dtype policy, weights and the layers read."""
+    h = hashlib.sha256()
+    h.update(type(teacher).__name__.encode())
+    try:
+        h.update(json.dumps(teacher.get_config(), sort_keys=True, default=str).encode())
+    except (NotImplementedError, TypeError):
+        h.update(teacher.name.encode())
+    h.update(str(teacher.dtype_policy.name).encode())
+    h.update(json.dumps(sorted(layers)).encode())
+    for w in teacher.weights:
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(w))
+        h.update(w.path.encode() if hasattr(w, "path") else w.name.encode())
+        h.update(str(value.dtype).encode() + str(value.shape).encode())
+        h.update(value.tobytes())
+    return h.hexdigest()
+
+
+def dataset_fingerprint(dataset: tf.data.Dataset) -> tuple[str, int]:
+    """A hex digest of every element of an unbatched dataset, in order, and its length."""
+    h, n = hashlib.sha256(), 0
+    for element in dataset.batch(1024).as_numpy_iterator():
+        for part in keras.tree.flatten(element):
+            part = np.ascontiguousarray(part)
+            h.update(str(part.dtype).encode() + str(part.shape[1:]).encode())
+            h.update(part.tobytes())
+        n += len(keras.tree.flatten(element)[0])
+    return h.hexdigest(), n
+
+
+class TeacherOutputCache:
+    """Computes a teacher's outputs for a dataset once and serves them per example.
+
+    Args:
+        extract: `fn(x_batch) -> {name: tensor}`, the teacher forward pass in
+            inference mode; `kd_keras.Distiller.teacher_outputs` is one.
+        key: the teacher part of the key (`teacher_fingerprint`).
+        storage: "memory", "disk", or "auto" (memory while the outputs take
+            at most `max_memory_mb`, else disk).
+        directory: root of the disk caches; each key gets a sub-folder.
+        batch_size: batch of the one teacher pass.
+        max_memory_mb: the "auto" limit.
+        verbose: show a progress bar over the pass.
+        log: where the one-line report goes.
+
+    Example:
+        >>> cache = TeacherOutputCache(distiller.teacher_outputs, teacher_fingerprint(teacher))
+        >>> outputs = cache.outputs(train_examples)   # unbatched, aligned with train_examples
+        >>> ds = tf.data.Dataset.zip((train_examples, outputs))  # then shuffle and batch
+    """
+
+    def __init__(self, extract, key: str, storage: str = "auto", directory: str | None = None,
+                 batch_size: int = 256, max_memory_mb: float = 2048, verbose: int = 1, log=print):
+        if storage not in STORAGES:
+            raise ValueError(f"teacher cache storage must be one of {', '.join(STORAGES)}, got {storage!r}.")
+        if storage == "disk" and not directory:
+            raise ValueError("a disk teacher cache needs a directory; set train.teacher_cache_dir.")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"teacher cache batch_size must be a positive integer, got {batch_size!r}.")
+        self.extract, self.teacher_key, self.storage = extract, key, storage
+        self.directory, self.batch_size, self.max_memory_mb = directory, batch_size, max_memory_mb
+        self.verbose, self.log = verbose, log
+        self._memory: dict = {}
+        self.last = {}  # how the last `outputs` call was served, for the report
+
+    def outputs(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
+        """Unbatched teacher outputs (a dict per example), aligned with `dataset`.
+
+        Args:
+            dataset: unbatched `(x, ...)` examples in a fixed order; only `x`
+                goes to the teacher.
+
+        Returns:
+            A dataset of `{name: tensor}` with one element per example.
+        """
+        data_key, n = dataset_fingerprint(dataset)
+        key = hashlib.sha256((self.teacher_key + data_key).encode()).hexdigest()[:16]
+        start = time.perf_counter()
+        if key in self._memory:
+            self.last = {"mode": "memory", "key": key, "examples": n, "computed": False, "seconds": 0.0}
+            return self._memory[key]
+        folder = os.path.join(self.directory, key) if self.directory else None
+        if folder and os.path.isfile(os.path.join(folder, META_FILE)):
+            ds = _read_records(folder)
+            self.last = {"mode": "disk", "key": key, "examples": n, "computed": False, "path": folder,
+                         "seconds": time.perf_counter() - start}
+            self.log(f"   teacher outputs: read from the disk cache {folder} (key {key})")
+            return ds
+        mode = self.storage
+        if mode == "auto":
+            mode = "memory" if self._estimate_mb(dataset, n) <= self.max_memory_mb or not folder else "disk"
+        if mode == "memory":
+            ds = self._compute_in_memory(dataset, n)
+            self._memory[key] = ds
+        else:
+            ds = self._compute_to_disk(dataset, n, folder)
+        seconds = time.perf_counter() - start
+        self.last = {"mode": mode, "key": key, "examples": n, "computed": True, "seconds": seconds}
+        if mode == "disk":
+            self.last["path"] = folder
+        where = "in memory" if mode == "memory" else f"on disk in {folder}"
+        self.log(f"   teacher outputs: computed once for {n} examples in {seconds:.1f} s, cached {where} (key {key})")
+        return ds
+
+    # ------------------------------------------------------------ internals
+    def _batches(self, dataset, n):
+        bar = keras.utils.Progbar(n, unit_name="example") if self.verbose else None
+        done = 0
+        for element in dataset.batch(self.batch_size):
+            x = element[0] if isinstance(element, tuple) else element
+            out = {k: np.asarray(keras.ops.convert_to_numpy(v), np.float32) for k, v in self.extract(x).items()}
+            done += len(next(iter(out.values())))
+            if bar is not None:
+                bar.update(done)
+            yield out
+
+    def _estimate_mb(self, dataset, n) -> float:
+        first = next(iter(dataset.take(1).batch(1)))
+        x = first[0] if isinstance(first, tuple) else first
+        per_example = sum(int(np.prod(v.shape[1:])) for v in self.extract(x).values()) * 4
+        return per_example * n / 2**20
+
+    def _compute_in_memory(self, dataset, n):
+        parts: dict = {}
+        for out in self._batches(dataset, n):
+            for k, v in out.items():
+                parts.setdefault(k, []).append(v)
+        arrays = {k: np.concatenate(v) for k, v in parts.items()}
+        return tf.data.Dataset.from_tensor_slices(arrays)
+
+    def _compute_to_disk(self, dataset, n, folder):
+        os.makedirs(self.directory, exist_ok=True)
+        tmp = folder + ".partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        shapes = None
+        with tf.io.TFRecordWriter(os.path.join(tmp, RECORD_FILE)) as writer:
+            for out in self._batches(dataset, n):
+                shapes = shapes or {k: list(v.shape[1:]) for k, v in out.items()}
+                feature = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.serialize_tensor(v).numpy()]))
+                           for k, v in out.items()}
+                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+        with open(os.path.join(tmp, META_FILE), "w") as f:
+            json.dump({"examples": n, "shapes": shapes, "teacher_key": self.teacher_key}, f)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)  # a killed pass leaves only a .partial folder, never a short cache
+        return _read_records(folder)
+
+
+def _read_records(folder: str) -> tf.data.Dataset:
+    with open(os.path.join(folder, META_FILE)) as f:
+        shapes = json.load(f)["shapes"]
+    spec = {k: tf.io.FixedLenFeature([], tf.string) for k in shapes}
+
+    def parse(record):
+        parsed = tf.io.parse_single_example(record, spec)
+        out = {}
+        for k, shape in shapes.items():
+            t = tf.io.parse_tensor(parsed[k], tf.float32)
+            t.set_shape([None, *shape])
+            out[k] = t
+        return out
+
+    return tf.data.TFRecordDataset(os.path.join(folder, RECORD_FILE)).map(parse).unbatch()
