@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -39,6 +40,14 @@ def test_default_recipe_smoke_writes_results(tmp_path, capsys):
     assert results["data"]["num_test"] > 0 and results["environment"]["tensorflow"]
     assert results["command"] == f"python -m kd_keras.recipes.classification --smoke --out {out}"
     assert "| teacher |" in (out / "results.md").read_text()
+    # digits trains with random translation, so the teacher ran live, and the run said so
+    assert kd_rows[0]["kd"]["teacher_outputs"].startswith("teacher runs live: the inputs change every epoch")
+    assert "Teacher runs live" in (out / "results.md").read_text()
+    for name in ("teacher", "baseline", "kd"):  # CSV and TensorBoard logs of every training run
+        lines = (out / "logs" / f"{name}.csv").read_text().splitlines()
+        assert lines[0].startswith("epoch,") and "loss" in lines[0] and len(lines) == 2
+        assert any(f.startswith("events.out.tfevents") for f in os.listdir(out / "logs" / name / "train"))
+    assert not (out / ".progress").exists() and not (out / ".backup").exists()  # a finished run leaves no state
 
 
 def test_existing_results_are_not_overwritten(tmp_path, capsys):
@@ -106,7 +115,7 @@ def test_nan_loss_stops_and_keeps_last_good_weights(tmp_path, capsys):
                         "--set", "teacher.learning_rate=1e35", "--set", "train.schedule=\"constant\"",
                         "--smoke", "--out", str(out))
     assert code == 3, err
-    assert "diverged: the loss became NaN/inf in epoch 1; kept the weights of epoch 0" in err
+    assert re.search(r"diverged: the loss became NaN/inf in epoch 1, step (\d+); kept the weights of epoch 0", err)
     assert (out / "teacher.keras").exists() and not (out / "results.json").exists()
 
 

@@ -128,3 +128,25 @@ def test_bad_cache_arguments_are_explained():
         TeacherOutputCache(None, "", storage="ram")
     with pytest.raises(ValueError, match="needs a directory"):
         TeacherOutputCache(None, "", storage="disk")
+
+
+def test_recipe_caches_the_teacher_when_inputs_are_fixed(tmp_path, capsys):
+    import json
+
+    from test_recipe import run_cli
+
+    out = tmp_path / "run"
+    code, err = run_cli(capsys, "--smoke", "--set", "data.augment.translate=0.0", "--out", str(out))
+    assert code == 0, err
+    kd = next(m for m in json.loads((out / "results.json").read_text())["models"] if m["role"] == "kd")
+    assert kd["kd"]["teacher_outputs"].startswith("teacher outputs cached in memory (computed in one pass of ")
+    assert 0.0 <= kd["accuracy"] <= 1.0
+
+
+def test_forcing_a_cache_with_random_augmentation_is_a_one_line_error(tmp_path, capsys):
+    from test_recipe import run_cli
+
+    code, err = run_cli(capsys, "--smoke", "--set", "train.teacher_cache=\"disk\"", "--out", str(tmp_path / "r"))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "train.teacher_cache = 'disk' needs fixed training inputs" in err and "random augmentation: translate" in err
+    assert not (tmp_path / "r").exists()

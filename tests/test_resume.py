@@ -1,0 +1,59 @@
+"""A recipe run killed with SIGKILL resumes when the same command runs again."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from kd_keras.config import REPO_ROOT
+
+
+def command(out):
+    return [sys.executable, "-m", "kd_keras.recipes.classification", "--out", str(out),
+            "--set", "teacher.epochs=1", "--set", "train.epochs=12", "--set", "data.limit=0",
+            "--set", "report.latency_runs=20", "--set", "report.rounds=1", "--set", "report.throughput_batch=8"]
+
+
+def saved_epoch(path):
+    try:
+        with open(path) as f:
+            return json.load(f)["epoch"]
+    except (OSError, ValueError):
+        return 0
+
+
+def test_sigkilled_run_resumes_with_the_same_command(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(command(out), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    metadata = out / ".backup" / "baseline" / "training_metadata.json"
+    deadline = time.time() + 600
+    while saved_epoch(metadata) < 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed:\n" + proc.stdout.read().decode()[-2000:]
+    killed_after = saved_epoch(metadata)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 3 <= killed_after < 12 and not (out / "results.json").exists()
+    assert (out / "teacher.keras").exists() and not (out / "baseline.keras").exists()
+
+    again = subprocess.run(command(out), cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    log = again.stdout
+    assert f"resuming an interrupted run in {out}: teacher already finished" in log
+    assert "== teacher: finished by an earlier run of this command; loaded from teacher.keras" in log
+    assert "== training teacher" not in log
+    resumed = int(log.split("resuming baseline from its backup after epoch ")[1].split()[0])
+    assert resumed >= killed_after
+    # the baseline ended with the planned 12 epochs: its CSV log runs to epoch index 11, and the resumed
+    # part starts where the backup stopped
+    rows = [line.split(",")[0] for line in (out / "logs" / "baseline.csv").read_text().splitlines()]
+    epochs = [int(e) for e in rows if e != "epoch"]
+    assert epochs[-1] == 11 and epochs.count(11) == 1 and resumed in epochs
+    assert sorted(set(epochs)) == list(range(12))
+    results = json.loads((out / "results.json").read_text())
+    assert [m["name"] for m in results["models"]] == ["teacher", "baseline", "kd"]
+    leftovers = [f for f in os.listdir(out) if "partial" in f or f.startswith(".")]
+    assert leftovers == []
