@@ -72,9 +72,29 @@ def test_recipe_runs_in_bfloat16_with_xla_and_restores_the_policy(tmp_path, caps
     assert results["config"]["train"]["precision"] == "mixed_bfloat16"
     for row in results["models"]:
         assert 0.0 <= row["accuracy"] <= 1.0
+    # trained in bfloat16, saved in float32 (what a device runs), with the trained weights
     student = keras.saving.load_model(out / "kd.keras", compile=False)
-    assert {layer.dtype_policy.name for layer in student.layers if layer.weights} == {"mixed_bfloat16"}
+    assert {layer.dtype_policy.name for layer in student.layers} == {"float32"}
     assert np.all(np.isfinite(student.predict(np.zeros((2, 8, 8, 1), "float32"), verbose=0)))
+
+
+def test_a_mixed_precision_model_is_copied_to_float32_with_its_weights(toy_data):
+    from kd_keras.precision import as_float32, is_float32
+
+    x, _ = toy_data
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = tiny_classifier(name="m")
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert not is_float32(model)
+    copy = as_float32(model)
+    assert is_float32(copy) and keras.backend.standardize_dtype(copy(x).dtype) == "float32"
+    for a, b in zip(copy.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(copy(x), np.asarray(model(x), "float32"), rtol=5e-2, atol=5e-2)
+    assert as_float32(copy) is copy
 
 
 @pytest.mark.parametrize("key,value,message", [
@@ -87,3 +107,19 @@ def test_bad_speed_options_are_one_line_errors(tmp_path, capsys, key, value, mes
 
     code, err = run_cli(capsys, "--smoke", "--set", f"{key}={value}", "--out", str(tmp_path / "r"))
     assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_export_of_a_mixed_precision_file_converts_in_float32(tmp_path):
+    from kd_keras.export import export_model
+    from kd_keras.models import create_model
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(0)
+        create_model("small_cnn", 10, (8, 8, 1), widths=(8, 16)).save(tmp_path / "bf16.keras")
+    finally:
+        keras.config.set_dtype_policy(previous)
+    out = tmp_path / "bf16.tflite"
+    export_model(str(tmp_path / "bf16.keras"), "tflite", str(out), "none", calibration="digits")
+    assert out.stat().st_size > 0  # the bfloat16 graph itself has ops TFLite refuses

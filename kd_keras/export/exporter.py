@@ -15,6 +15,7 @@ from kd_keras import dataspec
 from kd_keras.cli import check_new_output
 from kd_keras.export import converters, parity
 from kd_keras.export.converters import IO_TYPES, QUANTIZE, SUPPORTED, ConversionError
+from kd_keras.precision import as_float32, is_float32
 from kd_keras.runtimes import RUNTIMES, KerasRuntime, file_size, infer_task, sr_scale
 
 FORMATS = tuple(SUPPORTED)
@@ -86,6 +87,8 @@ def export_model(model, fmt: str, out: str, quantize: str = "none", calibration:
     if fmt == "tftrt":
         converters.require_tensorrt()  # before any work
     reference = KerasRuntime(model, threads)
+    if not is_float32(reference.model):  # trained in mixed precision: deploy in float32
+        reference = KerasRuntime(as_float32(reference.model), threads)
     model = reference.model
     task_name = infer_task(reference)
     from kd_keras.tasks import TASKS

@@ -28,6 +28,7 @@ from kd_keras.export.converters import QUANTIZE
 from kd_keras.losses import create_loss
 from kd_keras.models import list_models
 from kd_keras.precise_bn import PreciseBatchNorm
+from kd_keras.precision import as_float32
 from kd_keras.recipes.resume import Progress
 from kd_keras.teacher_cache import STORAGES, TeacherOutputCache, teacher_fingerprint
 
@@ -280,6 +281,8 @@ class Runner:
             self.saved[name] = os.path.getsize(path)
             return model, record["seconds"], record.get("extra")
         model, seconds, extra = train()
+        self.as_trained[name] = model  # in the training precision: a mixed-precision teacher teaches in it
+        model = as_float32(model)  # mixed precision is for training: save, measure and export float32
         self.saved[name] = save_model(model, os.path.join(self.out_dir, f"{name}.keras"))
         self.progress.mark(name, {"seconds": seconds, "extra": extra})
         return model, seconds, extra
@@ -333,9 +336,10 @@ class Runner:
         self.train_ds, self.val_ds, self.test_ds = self.task.pipelines(s, cfg.data, cfg.train.seed)
         self.steps = max(1, math.ceil(self.task.samples_per_epoch(s, cfg.data) / cfg.data.batch_size))
 
-        rows, self.trained, self.saved = [], {}, {}
+        rows, self.trained, self.saved, self.as_trained = [], {}, {}, {}
         teacher, seconds, source = self._trained("teacher", self._teacher)
         rows.append(self._row("teacher", "teacher", teacher, seconds, None, source))
+        teacher = self.as_trained.get("teacher", teacher)
 
         def train_baseline():
             model = self._new_model(cfg.student, cfg.train.seed)
