@@ -9,9 +9,12 @@ from kd_keras.distiller import Distiller  # noqa: E402
 from kd_keras.losses import DistillLoss, create_loss, list_losses, register_loss  # noqa: E402
 from kd_keras.models import create_model, list_models, register_model  # noqa: E402
 from kd_keras.precise_bn import PreciseBatchNorm, recalibrate_batchnorm  # noqa: E402
+from kd_keras.precision import as_float32  # noqa: E402
+from kd_keras.teacher_cache import TeacherOutputCache, teacher_fingerprint  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
+    "as_float32",
     "Distiller",
     "DistillLoss",
     "create_loss",
@@ -22,4 +25,6 @@ __all__ = [
     "recalibrate_batchnorm",
     "register_loss",
     "register_model",
+    "TeacherOutputCache",
+    "teacher_fingerprint",
 ]
