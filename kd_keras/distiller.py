@@ -202,6 +202,23 @@ class Distiller(keras.distillation.Distiller):
         keras.Model.compile(self, optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     # ------------------------------------------------------------------- loop
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 builds metrics before `fit` from the first batch, which it
+        # gets under a tf.distribute strategy with `strategy.reduce("MEAN",
+        # batch)`; under MultiWorkerMirroredStrategy that reduce fails eagerly
+        # on the PerReplica batch ("Attempt to convert a value (PerReplica...)",
+        # keras-team/keras#20585, for any model). Only shapes matter here, so
+        # the first replica's local batch builds the same way.
+        if iterator is None or not isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            # every other strategy (and none) builds the Keras way
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        for _, _, it in iterator:
+            data_batch = keras.tree.map_structure(
+                lambda v: (self.distribute_strategy.experimental_local_results(v)[0]
+                           if isinstance(v, tf.distribute.DistributedValues) else v), next(it))
+            break
+        return super()._maybe_symbolic_build(None, data_batch)
+
     def _student_forward(self, x, training):
         if self._student_feature_extractor is not None:
             features = self._student_feature_extractor(x, training=training)
@@ -278,7 +295,7 @@ class Distiller(keras.distillation.Distiller):
         weights = self.trainable_weights
         gradients = tape.gradient(loss, weights)
         self.optimizer.apply_gradients(zip(gradients, weights))
-        return self.compute_metrics(x, y, y_pred)
+        return self._multi_worker_logs(self.compute_metrics(x, y, y_pred))
 
     def test_step(self, data):
         x, y, sample_weight = unpack_x_y_sample_weight(data)
@@ -288,6 +305,16 @@ class Distiller(keras.distillation.Distiller):
         self.student_loss_tracker.update_state(unscale_loss_for_distribution(loss))
         logs = self.compute_metrics(x, y, y_pred)
         logs.pop("distillation_loss", None)  # evaluate() measures the student alone
+        return self._multi_worker_logs(logs)
+
+    def _multi_worker_logs(self, logs):
+        # Keras 3.15 reduces each step's logs across workers with
+        # strategy.reduce("MEAN", value, axis=0), which needs an axis: scalar
+        # logs fail under MultiWorkerMirroredStrategy (keras-team/keras#20585).
+        # A length-1 axis reduces to the same mean.
+        strategy = self.distribute_strategy
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode():
+            return {k: ops.reshape(v, (1,)) for k, v in logs.items()}
         return logs
 
     def reset_metrics(self):

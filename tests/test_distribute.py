@@ -54,3 +54,22 @@ def test_mirrored_strategy_matches_single_device():
     assert h1["distillation_loss"][0] > 0
     for a, b in zip(w1, w2):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_recipe_trains_under_mirrored_strategy(tmp_path, capsys):
+    from test_recipe import run_cli
+
+    out = tmp_path / "run"
+    code, err = run_cli(capsys, "--smoke", "--set", "train.strategy=\"mirrored\"", "--out", str(out))
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["train"]["strategy"] == "mirrored"
+    assert [m["role"] for m in results["models"]] == ["teacher", "baseline", "kd"]
+
+
+def test_multi_worker_without_tf_config_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    from test_recipe import run_cli
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    code, err = run_cli(capsys, "--smoke", "--set", "train.strategy=\"multi_worker\"", "--out", str(tmp_path / "r"))
+    assert code == 2 and "needs the TF_CONFIG environment variable" in err and len(err.splitlines()) == 1
