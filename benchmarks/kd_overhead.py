@@ -33,7 +33,6 @@ Exits 1 if a target is missed, 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time

@@ -313,7 +313,8 @@ class Distiller(keras.distillation.Distiller):
         # logs fail under MultiWorkerMirroredStrategy (keras-team/keras#20585).
         # A length-1 axis reduces to the same mean.
         strategy = self.distribute_strategy
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode():
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        if multi_worker and strategy.extended._in_multi_worker_mode():
             return {k: ops.reshape(v, (1,)) for k, v in logs.items()}
         return logs
 

@@ -68,7 +68,8 @@ def test_two_local_workers_train_like_one_process():
     for i in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
         procs.append(subprocess.Popen([sys.executable, "-c", SCRIPT, tests_dir], stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, env={**env, "TF_CONFIG": json.dumps(tf_config)}))
+                                      stderr=subprocess.PIPE, text=True,
+                                      env={**env, "TF_CONFIG": json.dumps(tf_config)}))
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]

@@ -98,7 +98,8 @@ def test_a_mixed_precision_model_is_copied_to_float32_with_its_weights(toy_data)
 
 
 @pytest.mark.parametrize("key,value,message", [
-    ("train.precision", "\"float8\"", "train.precision must be one of float32, mixed_float16, mixed_bfloat16, got 'float8'"),
+    ("train.precision", "\"float8\"",
+     "train.precision must be one of float32, mixed_float16, mixed_bfloat16, got 'float8'"),
     ("train.jit_compile", "\"yes\"", "train.jit_compile must be true, false or \"auto\", got 'yes'"),
     ("train.strategy", "\"tpu\"", "train.strategy must be one of default, mirrored, multi_worker, got 'tpu'"),
 ])

@@ -82,7 +82,8 @@ def validate(cfg: Config, task=None) -> list:
         raise ValueError(f"train.precise_bn_batches must be >= 0 (0: off), got {t.precise_bn_batches}.")
     if t.teacher_cache not in TEACHER_CACHE or not t.teacher_cache_memory_mb >= 0:
         raise ValueError(f"train.teacher_cache must be one of {', '.join(TEACHER_CACHE)} and "
-                         f"train.teacher_cache_memory_mb >= 0, got {t.teacher_cache!r} and {t.teacher_cache_memory_mb}.")
+                         f"train.teacher_cache_memory_mb >= 0, got {t.teacher_cache!r} and "
+                         f"{t.teacher_cache_memory_mb}.")
     random = task.random_inputs(cfg.data) if task is not None else ""
     if t.teacher_cache in ("memory", "disk") and random:
         raise ValueError(f"train.teacher_cache = {t.teacher_cache!r} needs fixed training inputs, but this recipe "
