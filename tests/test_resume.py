@@ -57,3 +57,15 @@ def test_sigkilled_run_resumes_with_the_same_command(tmp_path):
     assert [m["name"] for m in results["models"]] == ["teacher", "baseline", "kd"]
     leftovers = [f for f in os.listdir(out) if "partial" in f or f.startswith(".")]
     assert leftovers == []
+
+
+def test_an_interrupted_run_of_another_config_is_refused(tmp_path, capsys):
+    from test_recipe import run_cli
+
+    out = tmp_path / "run"
+    (out / ".progress").mkdir(parents=True)
+    (out / ".progress" / "config.json").write_text(json.dumps({"name": "another recipe"}))
+    code, err = run_cli(capsys, "--smoke", "--out", str(out))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "holds an interrupted run of another config" in err and "--overwrite to start afresh" in err
+    assert os.listdir(out) == [".progress"]  # nothing was trained or written

@@ -220,7 +220,7 @@ class Runner:
         callbacks = [guard, *run_logs(os.path.join(self.out_dir, "logs"), name)]
         backup = None
         if t.resume:
-            backup = AtomicBackupAndRestore(self.progress.backup_dir(name), double_checkpoint=True)
+            backup = AtomicBackupAndRestore(self.progress.backup_dir(name))
             callbacks.append(backup)
         precise = PreciseBatchNorm(self.train_ds, t.precise_bn_batches) if t.precise_bn_batches else None
         if precise is not None:
