@@ -9,13 +9,18 @@ from kd_keras import Distiller
 from kd_keras.callbacks import NaNGuard
 
 
-class PoisonAtEpoch(keras.callbacks.Callback):
-    def __init__(self, layer, epoch):
+class Poison(keras.callbacks.Callback):
+    """Sets a layer's kernel to NaN at the start of `epoch` (0-based), or of its batch `step`."""
+
+    def __init__(self, layer, epoch, step=0):
         super().__init__()
-        self.layer, self.epoch = layer, epoch
+        self.layer, self.epoch, self.step, self._epoch = layer, epoch, step, 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._epoch == self.epoch and batch == self.step:
             self.layer.kernel.assign(np.full(self.layer.kernel.shape, np.nan, "float32"))
 
 
@@ -28,25 +33,12 @@ def test_nan_guard_restores_last_good_epoch(toy_data):
     record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, l: snapshots.append(student.get_weights()))
     guard = NaNGuard(student.weights)
     history = d.fit(x, y, batch_size=16, epochs=5, verbose=0,
-                    callbacks=[PoisonAtEpoch(student.get_layer("logits"), 2), guard, record])
+                    callbacks=[Poison(student.get_layer("logits"), 2), guard, record])
     assert guard.diverged_epoch == 3 and guard.last_good_epoch == 2
     assert len(history.history["loss"]) == 3  # stopped in the poisoned epoch
     for restored, good in zip(student.get_weights(), snapshots[1]):
         np.testing.assert_array_equal(restored, good)
     assert all(np.isfinite(w).all() for w in student.get_weights())
-
-
-class PoisonAtStep(keras.callbacks.Callback):
-    def __init__(self, layer, epoch, step):
-        super().__init__()
-        self.layer, self.epoch, self.step, self._epoch = layer, epoch, step, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self._epoch == self.epoch and batch == self.step:
-            self.layer.kernel.assign(np.full(self.layer.kernel.shape, np.nan, "float32"))
 
 
 def test_nan_guard_names_the_epoch_and_step(toy_data):
@@ -55,7 +47,7 @@ def test_nan_guard_names_the_epoch_and_step(toy_data):
     d = Distiller(student)
     d.compile(keras.optimizers.SGD(0.01), keras.losses.CategoricalCrossentropy(from_logits=True))
     guard = NaNGuard(student.weights)
-    d.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[PoisonAtStep(student.get_layer("logits"), 1, 2), guard])
+    d.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[Poison(student.get_layer("logits"), 1, 2), guard])
     assert (guard.diverged_epoch, guard.diverged_step, guard.last_good_epoch) == (2, 3, 1)  # 1-based
 
 

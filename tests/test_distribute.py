@@ -1,4 +1,4 @@
-"""The Distiller under tf.distribute.MirroredStrategy matches one device.
+"""The Distiller under tf.distribute.MirroredStrategy matches one device; the recipes under a strategy.
 
 Logical CPU devices must be configured before TensorFlow initialises, so
 the check runs in a fresh process.
@@ -11,49 +11,28 @@ from pathlib import Path
 
 import numpy as np
 
-SCRIPT = r"""
-import json, os, sys
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import keras, numpy as np
-sys.path.insert(0, sys.argv[1])
-from conftest import tiny_classifier
-from kd_keras import Distiller
-from kd_keras.losses import KDLoss
+SCRIPT = str(Path(__file__).parent / "distributed_kd.py")
 
-rng = np.random.default_rng(0)
-x = rng.uniform(0, 255, (64, 8, 8, 3)).astype("float32")
-y = np.eye(3, dtype="float32")[rng.integers(0, 3, 64)]
 
-def run(strategy):
-    keras.utils.set_random_seed(0)
-    with strategy.scope():
-        teacher = tiny_classifier(name="t", filters=8, bn=False)
-        student = tiny_classifier(name="s", bn=False)
-        d = Distiller(student, teacher, [KDLoss(2.0)], student_loss_weight=0.5)
-        d.compile(keras.optimizers.SGD(0.1), keras.losses.CategoricalCrossentropy(from_logits=True))
-    h = d.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=2, verbose=0, shuffle=False)
-    return h.history, [w.tolist() for w in student.get_weights()]
+def result(stdout):
+    line = next(l for l in stdout.splitlines() if l.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
 
-one = run(tf.distribute.get_strategy())
-two = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-print("RESULT" + json.dumps({"one": one, "two": two}))
-"""
+
+def assert_same_training(a, b):
+    """Two runs' losses and final weights agree within float tolerance."""
+    for key in ("loss", "student_loss", "distillation_loss"):
+        np.testing.assert_allclose(a["history"][key], b["history"][key], rtol=1e-4)
+    assert a["history"]["distillation_loss"][0] > 0
+    for wa, wb in zip(a["weights"], b["weights"]):
+        np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
 
 
 def test_mirrored_strategy_matches_single_device():
-    tests_dir = str(Path(__file__).parent)
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, tests_dir], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, SCRIPT, "mirrored"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT"))
-    data = json.loads(line[len("RESULT"):])
-    (h1, w1), (h2, w2) = data["one"], data["two"]
-    for key in ("loss", "student_loss", "distillation_loss"):
-        np.testing.assert_allclose(h1[key], h2[key], rtol=1e-4)
-    assert h1["distillation_loss"][0] > 0
-    for a, b in zip(w1, w2):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    data = result(proc.stdout)
+    assert_same_training(data["one"], data["two"])
 
 
 def test_recipe_trains_under_mirrored_strategy(tmp_path, capsys):
