@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 
 import keras
@@ -80,7 +81,8 @@ class TeacherOutputCache:
         directory: root of the disk caches; each key gets a sub-folder.
         batch_size: batch of the one teacher pass.
         max_memory_mb: the "auto" limit.
-        verbose: show a progress bar over the pass.
+        verbose: show the progress of the pass (a bar on a terminal,
+            a line per tenth through `log` otherwise).
         log: where the one-line report goes.
 
     Example:
@@ -144,14 +146,18 @@ class TeacherOutputCache:
 
     # ------------------------------------------------------------ internals
     def _batches(self, dataset, n):
-        bar = keras.utils.Progbar(n, unit_name="example") if self.verbose else None
-        done = 0
+        # A live bar on a terminal; in a log file, a line per tenth instead of a stream of redraws.
+        bar = keras.utils.Progbar(n, unit_name="example") if self.verbose and sys.stdout.isatty() else None
+        done = tenths = 0
         for element in dataset.batch(self.batch_size):
             x = element[0] if isinstance(element, tuple) else element
             out = {k: np.asarray(keras.ops.convert_to_numpy(v), np.float32) for k, v in self.extract(x).items()}
             done += len(next(iter(out.values())))
             if bar is not None:
                 bar.update(done)
+            elif self.verbose and done * 10 // max(n, 1) > tenths:
+                tenths = done * 10 // max(n, 1)
+                self.log(f"   teacher pass: {done}/{n} examples ({100 * done // max(n, 1)}%)")
             yield out
 
     def _estimate_mb(self, dataset, n) -> float:
