@@ -45,7 +45,16 @@ class ClassificationTask(Task):
         return splits.train
 
     def pipelines(self, splits, cfg, seed: int, teacher_outputs=None):
-        """Returns the (train, val, test) batched datasets; see `Task.pipelines`."""
+        """Returns the (train, val, test) batched datasets.
+
+        Args:
+            splits: the loaded splits.
+            cfg: the `DataConfig`.
+            seed: shuffling and augmentation seed.
+            teacher_outputs: per-example teacher outputs aligned with
+                `train_examples` (`kd_keras.TeacherOutputCache.outputs`);
+                the training batches then carry them as a third element.
+        """
         def make(ds, batch, training):
             return kd_data.classification_pipeline(ds, splits.num_classes, splits.input_shape, batch, training,
                                                    cfg.augment if training else None, seed, cache=cfg.cache,
