@@ -8,8 +8,8 @@ batches and the teacher never runs during training. With random
 augmentation the teacher must see each epoch's augmented view, so it runs
 live ("consistent teaching", Beyer et al. 2022).
 
-The cache lives in memory, or on disk as a TFRecord file for outputs that do
-not fit. It is keyed by a fingerprint of the teacher (architecture, dtype
+The cache lives in memory, or on disk (`tf.data.Dataset.save`, TensorFlow's
+own snapshot format) for outputs that do not fit. It is keyed by a fingerprint of the teacher (architecture, dtype
 policy, every weight), of the layers read, and of the dataset (every input
 and label, in order): a changed teacher or dataset gets a new key, and so a
 new cache, never a stale one.
@@ -23,6 +23,7 @@ Reference:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -35,8 +36,6 @@ import tensorflow as tf
 
 FINAL = "final_output"
 STORAGES = ("auto", "memory", "disk")
-RECORD_FILE = "outputs.tfrecord"
-META_FILE = "meta.json"
 
 
 def teacher_fingerprint(teacher: keras.Model, layers=(FINAL,)) -> str:
@@ -122,8 +121,8 @@ class TeacherOutputCache:
             self.last = {"mode": "memory", "key": key, "examples": n, "computed": False, "seconds": 0.0}
             return self._memory[key]
         folder = os.path.join(self.directory, key) if self.directory else None
-        if folder and os.path.isfile(os.path.join(folder, META_FILE)):
-            ds = _read_records(folder)
+        if folder and os.path.isdir(folder):  # complete: written as .partial, then renamed
+            ds = tf.data.Dataset.load(folder).unbatch()
             self.last = {"mode": "disk", "key": key, "examples": n, "computed": False, "path": folder,
                          "seconds": time.perf_counter() - start}
             self.log(f"   teacher outputs: read from the disk cache {folder} (key {key})")
@@ -175,36 +174,13 @@ class TeacherOutputCache:
         return tf.data.Dataset.from_tensor_slices(arrays)
 
     def _compute_to_disk(self, dataset, n, folder):
-        os.makedirs(self.directory, exist_ok=True)
+        batches = self._batches(dataset, n)
+        first = next(batches)
+        spec = {k: tf.TensorSpec((None, *v.shape[1:]), tf.float32) for k, v in first.items()}
         tmp = folder + ".partial"
         shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        shapes = None
-        with tf.io.TFRecordWriter(os.path.join(tmp, RECORD_FILE)) as writer:
-            for out in self._batches(dataset, n):
-                shapes = shapes or {k: list(v.shape[1:]) for k, v in out.items()}
-                feature = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.serialize_tensor(v).numpy()]))
-                           for k, v in out.items()}
-                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-        with open(os.path.join(tmp, META_FILE), "w") as f:
-            json.dump({"examples": n, "shapes": shapes, "teacher_key": self.teacher_key}, f)
+        os.makedirs(self.directory, exist_ok=True)
+        tf.data.Dataset.from_generator(lambda: itertools.chain([first], batches), output_signature=spec).save(tmp)
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)  # a killed pass leaves only a .partial folder, never a short cache
-        return _read_records(folder)
-
-
-def _read_records(folder: str) -> tf.data.Dataset:
-    with open(os.path.join(folder, META_FILE)) as f:
-        shapes = json.load(f)["shapes"]
-    spec = {k: tf.io.FixedLenFeature([], tf.string) for k in shapes}
-
-    def parse(record):
-        parsed = tf.io.parse_single_example(record, spec)
-        out = {}
-        for k, shape in shapes.items():
-            t = tf.io.parse_tensor(parsed[k], tf.float32)
-            t.set_shape([None, *shape])
-            out[k] = t
-        return out
-
-    return tf.data.TFRecordDataset(os.path.join(folder, RECORD_FILE)).map(parse).unbatch()
+        return tf.data.Dataset.load(folder).unbatch()
