@@ -33,9 +33,14 @@ Exits 1 if a target is missed, 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 TARGETS = {"cached_vs_baseline": 1.10, "ours_vs_keras_live": 1.0, "baseline_vs_plain_fit": 1.05}
 VARIANTS = ("plain fit", "baseline", "KD cached", "KD live", "keras KD live")
@@ -72,41 +77,29 @@ def main(argv=None) -> int:
     return 0 if all(result["met"].values()) else 1
 
 
-class EpochTimer:
+class EpochTimer(keras.callbacks.Callback):
     """Wall time of each epoch, and of each training step after the first epoch."""
 
-    def __new__(cls):
-        import keras
+    def __init__(self):
+        super().__init__()
+        self.times, self.steps, self._epoch = [], [], 0
 
-        class _Timer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.times, self.steps, self._epoch = [], [], 0
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._start = time.perf_counter()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self._epoch = epoch
-                self._start = time.perf_counter()
+    def on_train_batch_begin(self, batch, logs=None):
+        self._step = time.perf_counter()
 
-            def on_train_batch_begin(self, batch, logs=None):
-                self._step = time.perf_counter()
+    def on_train_batch_end(self, batch, logs=None):
+        if self._epoch > 0:  # the first epoch also traces the step
+            self.steps.append(time.perf_counter() - self._step)
 
-            def on_train_batch_end(self, batch, logs=None):
-                if self._epoch > 0:  # the first epoch also traces the step
-                    self.steps.append(time.perf_counter() - self._step)
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.times.append(time.perf_counter() - self._start)
-
-        return _Timer()
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
 
 
 def measure(args) -> dict:
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-
     from kd_keras import Distiller, dataspec
     from kd_keras.data.pipeline import classification_pipeline
     from kd_keras.losses import KDLoss
