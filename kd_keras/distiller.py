@@ -209,8 +209,7 @@ class Distiller(keras.distillation.Distiller):
         # on the PerReplica batch ("Attempt to convert a value (PerReplica...)",
         # keras-team/keras#20585, for any model). Only shapes matter here, so
         # the first replica's local batch builds the same way.
-        if iterator is None or not isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            # every other strategy (and none) builds the Keras way
+        if iterator is None or not self._multi_worker:  # every other strategy (and none) builds the Keras way
             return super()._maybe_symbolic_build(iterator, data_batch)
         for _, _, it in iterator:
             data_batch = keras.tree.map_structure(
@@ -312,11 +311,16 @@ class Distiller(keras.distillation.Distiller):
         # strategy.reduce("MEAN", value, axis=0), which needs an axis: scalar
         # logs fail under MultiWorkerMirroredStrategy (keras-team/keras#20585).
         # A length-1 axis reduces to the same mean.
-        strategy = self.distribute_strategy
-        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        if multi_worker and strategy.extended._in_multi_worker_mode():
+        if self._multi_worker:
             return {k: ops.reshape(v, (1,)) for k, v in logs.items()}
         return logs
+
+    @property
+    def _multi_worker(self) -> bool:
+        """Training under MultiWorkerMirroredStrategy across processes (what keras-team/keras#20585 breaks)."""
+        strategy = self.distribute_strategy
+        return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                and strategy.extended._in_multi_worker_mode())
 
     def reset_metrics(self):
         # The parent also resets a `total_loss` tracker, which this class
