@@ -143,13 +143,23 @@ class TrainConfig:
             averages of training.
         teacher_cache: KD students: "auto" caches the teacher's outputs
             when the training inputs are fixed (no random augmentation or
-            crops), in memory or, above `teacher_cache_memory_mb`, on disk;
-            "memory" or "disk" force the storage; "off" always runs the
-            teacher live. With random inputs the teacher runs live.
+            crops), in memory or, above `teacher_cache_memory_mb`, on disk,
+            and uses "views" when the augmentation can be replayed;
+            "memory" or "disk" force the storage of fixed inputs; "views"
+            stores `teacher_views` augmented views per image with the
+            teacher's outputs (`kd_keras.teacher_views`); "off" always runs
+            the teacher live. Otherwise (RandAugment, dense random crops)
+            the teacher runs live.
         teacher_cache_dir: folder of disk caches, shared between runs
             (empty: `<output dir>/teacher_cache`).
         teacher_cache_memory_mb: "auto" keeps outputs up to this size in
-            memory.
+            memory; views caches larger than this are served from disk, and
+            views with feature maps larger than this run the teacher live.
+        teacher_views: K, the augmented views stored per training image.
+        teacher_views_seed: seed of the stored views (not of training, so
+            runs with other training seeds share one cache).
+        teacher_views_topk: store the teacher's top-k log-probabilities
+            per view instead of all logits (0: all; for many classes).
         precision: "float32", "mixed_float16" (GPUs; the loss is scaled) or
             "mixed_bfloat16" (TPUs, recent CPUs and GPUs); variables and
             losses stay float32.
@@ -177,6 +187,9 @@ class TrainConfig:
     teacher_cache: str = "auto"
     teacher_cache_dir: str = ""
     teacher_cache_memory_mb: float = 2048.0
+    teacher_views: int = 16
+    teacher_views_seed: int = 0
+    teacher_views_topk: int = 0
     precision: str = "float32"
     jit_compile: object = "auto"
     strategy: str = "default"
@@ -438,7 +451,7 @@ def load_config(path: str | os.PathLike | None, overrides=(), smoke: bool = Fals
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"config file {os.fspath(p)!r} is not valid TOML: {e}.") from None
     if smoke:
-        data.setdefault("train", {}).update(epochs=1, warmup_epochs=0)
+        data.setdefault("train", {}).update(epochs=1, warmup_epochs=0, teacher_views=2)
         data.setdefault("teacher", {}).update(epochs=1)
         data.setdefault("data", {})
         data["data"]["limit"] = min(data["data"].get("limit") or 256, 256)

@@ -68,6 +68,25 @@ def dataset_fingerprint(dataset: tf.data.Dataset) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
+def pass_progress(n: int, unit: str, verbose: int, log):
+    """`update(done)` for a teacher pass over `n` items: a live bar on a terminal, else a line per tenth.
+
+    In a log file Keras' Progbar would redraw endlessly, so lines are written instead.
+    """
+    bar = keras.utils.Progbar(n, unit_name=unit) if verbose and sys.stdout.isatty() else None
+    tenths = 0
+
+    def update(done: int) -> None:
+        nonlocal tenths
+        if bar is not None:
+            bar.update(done)
+        elif verbose and done * 10 // max(n, 1) > tenths:
+            tenths = done * 10 // max(n, 1)
+            log(f"   teacher pass: {done}/{n} {unit}s ({100 * done // max(n, 1)}%)")
+
+    return update
+
+
 class TeacherOutputCache:
     """Computes a teacher's outputs for a dataset once and serves them per example.
 
@@ -145,18 +164,13 @@ class TeacherOutputCache:
 
     # ------------------------------------------------------------ internals
     def _batches(self, dataset, n):
-        # A live bar on a terminal; in a log file, a line per tenth instead of a stream of redraws.
-        bar = keras.utils.Progbar(n, unit_name="example") if self.verbose and sys.stdout.isatty() else None
-        done = tenths = 0
+        progress = pass_progress(n, "example", self.verbose, self.log)
+        done = 0
         for element in dataset.batch(self.batch_size):
             x = element[0] if isinstance(element, tuple) else element
             out = {k: np.asarray(keras.ops.convert_to_numpy(v), np.float32) for k, v in self.extract(x).items()}
             done += len(next(iter(out.values())))
-            if bar is not None:
-                bar.update(done)
-            elif self.verbose and done * 10 // max(n, 1) > tenths:
-                tenths = done * 10 // max(n, 1)
-                self.log(f"   teacher pass: {done}/{n} examples ({100 * done // max(n, 1)}%)")
+            progress(done)
             yield out
 
     def _estimate_mb(self, dataset, n) -> float:

@@ -97,12 +97,13 @@ AUG = AugmentConfig(flip=True, crop_padding=2, translate=0.1, randaugment=True, 
 def test_augment_eager_and_in_dataset_map(channels):
     images = tf.random.uniform((4, 12, 12, channels), 0, 255, seed=1)
     labels = tf.one_hot([0, 1, 2, 0], 3)
-    augment, mix = build_image_augmenter(AUG, (12, 12, channels)), build_mixer(AUG)
-    eager = augment(images)
-    mixed_x, mixed_y = mix(eager, labels)
+    augment, mix = build_image_augmenter(AUG, (12, 12, channels)), build_mixer(AUG, (12, 12, channels))
+    seed = tf.constant([3, 4], tf.int64)
+    eager = augment(images, seed)
+    mixed_x, mixed_y = mix(eager, labels, seed)
     assert eager.shape == images.shape and mixed_x.shape == images.shape
     np.testing.assert_allclose(mixed_y.numpy().sum(-1), 1.0, rtol=1e-5)
-    ds = tf.data.Dataset.from_tensors((images, labels)).map(lambda x, y: mix(augment(x), y))
+    ds = tf.data.Dataset.from_tensors((images, labels)).map(lambda x, y: mix(augment(x, seed), y, seed))
     gx, gy = next(iter(ds))
     assert gx.shape == images.shape and gx.dtype == tf.float32
     assert float(tf.reduce_min(gx)) >= 0 and float(tf.reduce_max(gx)) <= 255.5

@@ -9,10 +9,16 @@ from kd_keras.data.augment import AugmentConfig, build_image_augmenter, build_mi
 AUTOTUNE = tf.data.AUTOTUNE
 
 
+def batch_seeds(seed: int) -> tf.data.Dataset:
+    """Endless shape-[2] seeds, one per batch, new every epoch and the same for the same `seed`."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+
 def classification_pipeline(ds: tf.data.Dataset, num_classes: int, image_shape, batch_size: int,
                             training: bool, augment: AugmentConfig | None = None, seed: int = 0,
                             shuffle_buffer: int = 10_000, cache: bool = True,
-                            teacher_outputs: tf.data.Dataset | None = None) -> tf.data.Dataset:
+                            teacher_outputs: tf.data.Dataset | None = None,
+                            teacher_views=None) -> tf.data.Dataset:
     """Batches `(image, label)` pairs into `(images, one_hot_labels)`.
 
     Decoded images are cached before augmentation, so every epoch draws
@@ -34,6 +40,10 @@ def classification_pipeline(ds: tf.data.Dataset, num_classes: int, image_shape, 
             (`kd_keras.TeacherOutputCache.outputs`); batches are then
             `(images, one_hot_labels, teacher_outputs)`. Only for fixed
             inputs: refused with random augmentation.
+        teacher_views: a `kd_keras.teacher_views.StoredViews` for `ds`:
+            each epoch, each image takes one of its stored augmented views,
+            rendered from the stored parameters, with the teacher's outputs
+            for that view (`(images, labels, teacher_outputs)` batches).
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -44,20 +54,26 @@ def classification_pipeline(ds: tf.data.Dataset, num_classes: int, image_shape, 
         ds = ds.cache()
     if teacher_outputs is not None:  # zipped after the image cache: the outputs keep their own storage
         ds = tf.data.Dataset.zip((ds, teacher_outputs)).map(lambda xy, t: (*xy, t))
+    if teacher_views is not None and training:
+        ds = tf.data.Dataset.zip((ds, teacher_views.records)).map(lambda xy, v: (*xy, v))
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE)
     ds = ds.map(lambda x, y, *t: (x, tf.one_hot(y, num_classes), *t), num_parallel_calls=AUTOTUNE)
+    if teacher_views is not None and training:
+        ds = tf.data.Dataset.zip((ds, batch_seeds(seed)))
+        return ds.map(lambda b, s: teacher_views.replay(*b, s), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
     if training and augment is not None and augment.active:
         augmenter = build_image_augmenter(augment, image_shape, seed)
-        mixer = build_mixer(augment, seed)
+        mixer = build_mixer(augment, image_shape, seed)
 
-        def apply(x, y):
+        def apply(batch, batch_seed):
+            (x, y), s = batch, tf.random.experimental.stateless_split(batch_seed, 2)
             if augmenter is not None:
-                x = augmenter(x)
+                x = augmenter(x, s[0])
             if mixer is not None:
-                x, y = mixer(x, y)
+                x, y = mixer(x, y, s[1])
             return x, y
 
-        ds = ds.map(apply, num_parallel_calls=AUTOTUNE)
+        ds = tf.data.Dataset.zip((ds, batch_seeds(seed))).map(apply, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)

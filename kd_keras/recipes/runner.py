@@ -30,13 +30,12 @@ from kd_keras.models import list_models
 from kd_keras.precise_bn import PreciseBatchNorm
 from kd_keras.precision import as_float32
 from kd_keras.recipes.resume import Progress
-from kd_keras.teacher_cache import STORAGES, TeacherOutputCache, teacher_fingerprint
+from kd_keras.recipes.teacher_source import TeacherSource, check_teacher_cache
 
 RESULT_FILES = ("results.json", "results.md")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 RESERVED = ("teacher", "baseline")
-TEACHER_CACHE = ("off", *STORAGES)
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -51,12 +50,13 @@ def check_out_dir(out_dir: str, overwrite: bool) -> None:
         )
 
 
-def validate(cfg: Config, task=None) -> list:
+def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
     """Checks the whole config before anything trains; returns the loss plans.
 
     Args:
         cfg: the recipe.
         task: the task it runs; its models and supervised loss are checked.
+        out_dir: the output folder (the default teacher cache is in it).
 
     Returns:
         One `(DistillConfig, [loss objects])` pair per KD student.
@@ -80,14 +80,7 @@ def validate(cfg: Config, task=None) -> list:
         raise ValueError(f"train.epochs must be >= 1 and teacher.epochs >= 0, got {t.epochs} and {cfg.teacher.epochs}.")
     if t.precise_bn_batches < 0:
         raise ValueError(f"train.precise_bn_batches must be >= 0 (0: off), got {t.precise_bn_batches}.")
-    if t.teacher_cache not in TEACHER_CACHE or not t.teacher_cache_memory_mb >= 0:
-        raise ValueError(f"train.teacher_cache must be one of {', '.join(TEACHER_CACHE)} and "
-                         f"train.teacher_cache_memory_mb >= 0, got {t.teacher_cache!r} and "
-                         f"{t.teacher_cache_memory_mb}.")
-    random = task.random_inputs(cfg.data) if task is not None else ""
-    if t.teacher_cache in ("memory", "disk") and random:
-        raise ValueError(f"train.teacher_cache = {t.teacher_cache!r} needs fixed training inputs, but this recipe "
-                         f"trains on {random}; set train.teacher_cache = \"auto\" (the teacher then runs live).")
+    check_teacher_cache(cfg, task, out_dir)
     if t.precision not in PRECISIONS:
         raise ValueError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}.")
     if t.jit_compile not in (True, False, "auto"):
@@ -197,14 +190,14 @@ class Runner:
         self.cfg, self.task, self.out_dir, self.log = cfg, task, out_dir, log
         self.command, self.export = command, export
         check_out_dir(out_dir, overwrite)
-        self.plans = validate(cfg, task)
+        self.plans = validate(cfg, task, out_dir)
         self.strategy = make_strategy(cfg.train.strategy)  # before any TensorFlow op: multi-worker needs it first
         self.out_dir = worker_out_dir(out_dir, self.strategy)
         if self.out_dir != out_dir:
             check_out_dir(self.out_dir, True)
         self.progress = Progress(self.out_dir, to_dict(cfg), overwrite or self.out_dir != out_dir,
                                  enabled=cfg.train.resume)
-        self.cache = None
+        self.teacher_source = None
 
     # ---------------------------------------------------------------- train
     def _fit(self, role: str, name: str, student, teacher=None, losses=(), loss_weights=None,
@@ -247,26 +240,12 @@ class Runner:
         return seconds, how
 
     def _train_data(self, distiller):
-        """The training batches, with cached teacher outputs where the inputs are fixed; and how the teacher runs."""
-        t, data = self.cfg.train, self.cfg.data
-        if not distiller.needs_teacher:
-            return self.train_ds, ""
-        random = self.task.random_inputs(data)
-        if random or t.teacher_cache == "off":
-            why = f"the inputs change every epoch ({random})" if random else "train.teacher_cache = \"off\""
-            return self.train_ds, f"teacher runs live: {why}"
-        if self.cache is None:
-            directory = t.teacher_cache_dir or os.path.join(self.out_dir, "teacher_cache")
-            self.cache = TeacherOutputCache(None, "", storage=t.teacher_cache, directory=directory,
-                                            max_memory_mb=t.teacher_cache_memory_mb, log=self.log)
-        self.cache.extract = distiller.teacher_outputs
-        self.cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
-        outputs = self.cache.outputs(self.task.train_examples(self.splits, data))
-        train, _, _ = self.task.pipelines(self.splits, data, t.seed, teacher_outputs=outputs)
-        last = self.cache.last
-        where = "in memory" if last["mode"] == "memory" else "on disk"
-        when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"
-        return train, f"teacher outputs cached {where} ({when}, outside the training time)"
+        """The training batches (with cached teacher outputs or stored views where they apply), and how."""
+        if self.teacher_source is None:
+            self.teacher_source = TeacherSource(self.cfg, self.task, self.splits, self.out_dir, self.log)
+        ds, how, info = self.teacher_source.train_data(distiller, self.train_ds)
+        self.teacher_info = info
+        return ds, how
 
     def _new_model(self, m, seed: int, weights=None):
         keras.utils.set_random_seed(seed)
@@ -355,12 +334,12 @@ class Runner:
                 model = self._new_model(m, cfg.train.seed)  # same init as the baseline
                 seconds, how = self._fit("kd", d.name, model, teacher, losses, [l.weight for l in d.losses],
                                          d.student_loss_weight)
-                return model, seconds, how
+                return model, seconds, [how, self.teacher_info]
 
-            student, seconds, how = self._trained(d.name, train_kd)
+            student, seconds, (how, info) = self._trained(d.name, train_kd)
             kd = {"student_loss_weight": d.student_loss_weight, "own_student": bool(d.student),
                   "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses],
-                  "teacher_outputs": how}
+                  "teacher_outputs": how, "teacher_cache": info}
             rows.append(self._row(d.name, "kd", student, seconds, kd))
         for name, model in self.task.reference_models(s, cfg.data).items():
             rows.append(self._row(name, "reference", model, None, None, "not trained"))

@@ -48,6 +48,15 @@ class Task:
         """
         return "random crops"
 
+    def replay_blocker(self, data_cfg) -> str:
+        """Why the random training inputs cannot be stored as replayable views ("" if they can).
+
+        Where they can, the runner's "views" teacher cache
+        (`kd_keras.teacher_views`) stores K augmented views per image with
+        the teacher's outputs; otherwise the teacher runs live.
+        """
+        return "random crops of dense tasks are not stored as views"
+
     def train_examples(self, splits, data_cfg):
         """The unbatched training examples in a fixed order, as `pipelines` reads them (fixed inputs only)."""
         raise NotImplementedError(f"{self.name} trains on random inputs; its teacher runs live.")

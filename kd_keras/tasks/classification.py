@@ -41,10 +41,13 @@ class ClassificationTask(Task):
         ops = cfg.augment.random_ops
         return f"random augmentation: {', '.join(ops)}" if ops else ""
 
+    def replay_blocker(self, cfg) -> str:
+        return cfg.augment.replay_blocker
+
     def train_examples(self, splits, cfg):
         return splits.train
 
-    def pipelines(self, splits, cfg, seed: int, teacher_outputs=None):
+    def pipelines(self, splits, cfg, seed: int, teacher_outputs=None, teacher_views=None):
         """Returns the (train, val, test) batched datasets.
 
         Args:
@@ -54,11 +57,15 @@ class ClassificationTask(Task):
             teacher_outputs: per-example teacher outputs aligned with
                 `train_examples` (`kd_keras.TeacherOutputCache.outputs`);
                 the training batches then carry them as a third element.
+            teacher_views: stored augmented views of `train_examples`
+                (`kd_keras.TeacherViewsCache.views`), replayed with the
+                teacher's outputs for each view.
         """
         def make(ds, batch, training):
             return kd_data.classification_pipeline(ds, splits.num_classes, splits.input_shape, batch, training,
                                                    cfg.augment if training else None, seed, cache=cfg.cache,
-                                                   teacher_outputs=teacher_outputs if training else None)
+                                                   teacher_outputs=teacher_outputs if training else None,
+                                                   teacher_views=teacher_views if training else None)
 
         eval_batch = max(cfg.batch_size, 128)
         train = make(splits.train, cfg.batch_size, True)

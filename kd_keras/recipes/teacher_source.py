@@ -1,0 +1,143 @@
+"""Where a KD student's teacher outputs come from: a live teacher, a cache of fixed inputs, or stored views.
+
+The runner asks `TeacherSource.train_data` for each KD student's training
+batches. Its choice follows `train.teacher_cache` and the recipe's inputs:
+
+- fixed inputs (no random augmentation): the teacher's outputs once per
+  example (`kd_keras.TeacherOutputCache`);
+- random augmentation that can be replayed (crop, flip, translation,
+  MixUp, CutMix): K stored views per image with the teacher's outputs
+  (`kd_keras.TeacherViewsCache`);
+- anything else (RandAugment, dense random crops, "off"): the teacher runs
+  live, and the reason is reported.
+
+One cache serves every KD student of a run that reads the same teacher
+layers; a disk copy serves later runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kd_keras.teacher_cache import FINAL, STORAGES, TeacherOutputCache, teacher_fingerprint
+from kd_keras.teacher_views import TeacherViewsCache
+
+MODES = ("off", "views", *STORAGES)
+
+
+def check_teacher_cache(cfg, task, out_dir: str) -> None:
+    """The `train.teacher_cache*` settings, checked before anything trains.
+
+    Raises:
+        ValueError: an unknown mode, K < 1, a negative top-k, a cache forced
+            on inputs it cannot serve, or a cache folder that is not writable.
+    """
+    t = cfg.train
+    if t.teacher_cache not in MODES or not t.teacher_cache_memory_mb >= 0:
+        raise ValueError(f"train.teacher_cache must be one of {', '.join(MODES)} and "
+                         f"train.teacher_cache_memory_mb >= 0, got {t.teacher_cache!r} and "
+                         f"{t.teacher_cache_memory_mb}.")
+    if isinstance(t.teacher_views, bool) or not isinstance(t.teacher_views, int) or t.teacher_views < 1:
+        raise ValueError(f"train.teacher_views must be an integer >= 1 (augmented views stored per image), "
+                         f"got {t.teacher_views!r}; 16 is the default.")
+    if t.teacher_views_topk < 0:
+        raise ValueError(f"train.teacher_views_topk must be >= 0 (0: store all logits), got {t.teacher_views_topk}.")
+    if task is None:
+        return
+    random = task.random_inputs(cfg.data)
+    if t.teacher_cache in ("memory", "disk") and random:
+        raise ValueError(f"train.teacher_cache = {t.teacher_cache!r} needs fixed training inputs, but this recipe "
+                         f"trains on {random}; set train.teacher_cache = \"views\" or \"auto\" (stored augmented "
+                         f"views where they can be replayed, else a live teacher).")
+    blocker = task.replay_blocker(cfg.data) if random else ""
+    if t.teacher_cache == "views" and blocker:
+        raise ValueError(f"train.teacher_cache = \"views\" cannot replay this recipe's inputs: {blocker}; set "
+                         f"train.teacher_cache = \"auto\" (the teacher then runs live) or change the augmentation.")
+    if t.teacher_cache != "off" and cfg.distill:
+        folder = t.teacher_cache_dir or os.path.join(out_dir, "teacher_cache")
+        _check_writable(folder)
+
+
+def _check_writable(folder: str) -> None:
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    if os.path.exists(path) and (not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK)):
+        raise ValueError(f"the teacher cache folder {folder!r} is not writable ({path!r} is "
+                         f"{'not a folder' if not os.path.isdir(path) else 'read-only'}); set "
+                         f"train.teacher_cache_dir to a writable folder or train.teacher_cache = \"off\".")
+
+
+class TeacherSource:
+    """Chooses and builds each KD student's training batches (see the module docstring)."""
+
+    def __init__(self, cfg, task, splits, out_dir: str, log=print):
+        self.cfg, self.task, self.splits, self.log = cfg, task, splits, log
+        t = cfg.train
+        self.directory = t.teacher_cache_dir or os.path.join(out_dir, "teacher_cache")
+        self.outputs_cache = self.views_cache = None
+
+    def train_data(self, distiller, default_ds):
+        """`(dataset, how, info)`: the batches, a sentence on the teacher's source, and the cache's record."""
+        t, data = self.cfg.train, self.cfg.data
+        if not distiller.needs_teacher:
+            return default_ds, "", None
+        random = self.task.random_inputs(data)
+        if t.teacher_cache == "off":
+            return default_ds, "teacher runs live: train.teacher_cache = \"off\"", {"mode": "live"}
+        if not random:
+            return self._fixed(distiller)
+        blocker = self.task.replay_blocker(data)
+        if blocker:
+            return default_ds, f"teacher runs live: the inputs change every epoch ({random}) and {blocker}", \
+                {"mode": "live"}
+        return self._views(distiller, default_ds, random)
+
+    def _fixed(self, distiller):
+        t = self.cfg.train
+        storage = t.teacher_cache if t.teacher_cache in STORAGES else "auto"
+        if self.outputs_cache is None:
+            self.outputs_cache = TeacherOutputCache(None, "", storage=storage, directory=self.directory,
+                                                    max_memory_mb=t.teacher_cache_memory_mb, log=self.log)
+        cache = self.outputs_cache
+        cache.extract = distiller.teacher_outputs
+        cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
+        outputs = cache.outputs(self.task.train_examples(self.splits, self.cfg.data))
+        train, _, _ = self.task.pipelines(self.splits, self.cfg.data, t.seed, teacher_outputs=outputs)
+        last = cache.last
+        where = "in memory" if last["mode"] == "memory" else "on disk"
+        when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"
+        return train, f"teacher outputs cached {where} ({when}, outside the training time)", \
+            {"mode": "outputs", **{k: v for k, v in last.items() if k != "path"}}
+
+    def _views(self, distiller, default_ds, random):
+        t, data = self.cfg.train, self.cfg.data
+        if self.views_cache is None:
+            self.views_cache = TeacherViewsCache(
+                None, "", data.augment, self.splits.input_shape, self.splits.num_classes, views=t.teacher_views,
+                seed=t.teacher_views_seed, topk=t.teacher_views_topk, directory=self.directory,
+                max_memory_mb=t.teacher_cache_memory_mb, log=self.log)
+        cache = self.views_cache
+        cache.extract = distiller.teacher_outputs
+        cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
+        examples = self.task.train_examples(self.splits, data)
+        features = [name for name in distiller.teacher_layers if name != FINAL]
+        if features:
+            mb = cache.estimate_mb(examples)
+            if mb > t.teacher_cache_memory_mb:
+                return default_ds, (f"teacher runs live: the inputs change every epoch ({random}) and storing the "
+                                    f"feature maps {', '.join(features)} of {t.teacher_views} views per image would "
+                                    f"take {mb:,.0f} MB, above train.teacher_cache_memory_mb"), {"mode": "live"}
+        stored = cache.views(examples)
+        train, _, _ = self.task.pipelines(self.splits, data, t.seed, teacher_views=stored)
+        info = stored.info
+        when = (f"computed in one pass of {info['pass_seconds']:.1f} s" if info["computed"]
+                else "reused from an earlier pass")
+        where = "memory" if info["mode"] == "memory" else "disk"
+        how = (f"teacher outputs from {info['views']} stored augmented views per image ({random}; {when}, "
+               f"outside the training time; {info['bytes_per_image'] * info['examples'] / 2**20:.2f} MB, "
+               f"{info['bytes_per_image']:,.0f} bytes per image, served from {where})")
+        return train, how, {"mode": "views", **{k: v for k, v in info.items() if k != "path"}}
