@@ -11,6 +11,7 @@ from kd_keras.models import create_model, list_models, register_model  # noqa: E
 from kd_keras.precise_bn import PreciseBatchNorm, recalibrate_batchnorm  # noqa: E402
 from kd_keras.precision import as_float32  # noqa: E402
 from kd_keras.teacher_cache import TeacherOutputCache, teacher_fingerprint  # noqa: E402
+from kd_keras.teacher_views import TeacherViewsCache  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
@@ -26,5 +27,6 @@ __all__ = [
     "register_loss",
     "register_model",
     "TeacherOutputCache",
+    "TeacherViewsCache",
     "teacher_fingerprint",
 ]

@@ -18,6 +18,7 @@ layers; a disk copy serves later runs.
 from __future__ import annotations
 
 import os
+import tempfile
 
 from kd_keras.teacher_cache import FINAL, STORAGES, TeacherOutputCache, teacher_fingerprint
 from kd_keras.teacher_views import TeacherViewsCache
@@ -59,16 +60,18 @@ def check_teacher_cache(cfg, task, out_dir: str) -> None:
 
 
 def _check_writable(folder: str) -> None:
+    """Creates and removes a probe folder in the nearest existing ancestor of `folder` (root ignores mode bits)."""
     path = os.path.abspath(folder)
-    while not os.path.exists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    if os.path.exists(path) and (not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK)):
-        raise ValueError(f"the teacher cache folder {folder!r} is not writable ({path!r} is "
-                         f"{'not a folder' if not os.path.isdir(path) else 'read-only'}); set "
-                         f"train.teacher_cache_dir to a writable folder or train.teacher_cache = \"off\".")
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    try:
+        if not os.path.isdir(path):
+            raise NotADirectoryError(path)
+        os.rmdir(tempfile.mkdtemp(prefix=".kd_keras_probe", dir=path))
+    except OSError as e:
+        why = "a file, not a folder" if isinstance(e, NotADirectoryError) else f"not writable: {e.strerror}"
+        raise ValueError(f"the teacher cache folder {folder!r} cannot be created ({path!r} is {why}); set "
+                         f"train.teacher_cache_dir to a writable folder or train.teacher_cache = \"off\".") from None
 
 
 class TeacherSource:
@@ -111,7 +114,7 @@ class TeacherSource:
         where = "in memory" if last["mode"] == "memory" else "on disk"
         when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"
         return train, f"teacher outputs cached {where} ({when}, outside the training time)", \
-            {"mode": "outputs", **{k: v for k, v in last.items() if k != "path"}}
+            {**{k: v for k, v in last.items() if k != "path"}, "mode": "outputs", "storage": last["mode"]}
 
     def _views(self, distiller, default_ds, random):
         t, data = self.cfg.train, self.cfg.data
@@ -140,4 +143,4 @@ class TeacherSource:
         how = (f"teacher outputs from {info['views']} stored augmented views per image ({random}; {when}, "
                f"outside the training time; {info['bytes_per_image'] * info['examples'] / 2**20:.2f} MB, "
                f"{info['bytes_per_image']:,.0f} bytes per image, served from {where})")
-        return train, how, {"mode": "views", **{k: v for k, v in info.items() if k != "path"}}
+        return train, how, {**{k: v for k, v in info.items() if k != "path"}, "mode": "views", "storage": info["mode"]}

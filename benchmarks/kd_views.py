@@ -1,0 +1,265 @@
+"""Augmented KD without a live teacher: what the stored-views cache costs and what it keeps.
+
+On a recipe with random augmentation (default: `recipes/cifar10_small.toml`,
+flip + pad-4 crop), it measures in one run:
+
+1. the one-time views pass (`kd_keras.TeacherViewsCache`, K views per image),
+   and one teacher epoch (the same pass with K = 1), so the pass is also
+   given as a multiple of a teacher epoch;
+2. epoch times, interleaved round by round on the same batches and the same
+   augmentation: the no-teacher baseline, KD from the stored views, and KD
+   with the teacher running live. Target: views KD / baseline <= 1.15. An
+   epoch is the steps per epoch times the median step of epochs 2..N (as in
+   `kd_overhead.py`; median wall times are printed beside it);
+3. accuracy: KD from the stored views against live-teacher KD, each for
+   `--epochs` epochs and for every seed of `--seeds`, from the same initial
+   weights and the same batch order, with the recipe's optimizer, schedule
+   and KD loss. Target: the views mean within 0.5 pt of the live mean.
+   Nothing is tuned here: the recipe's settings are used as they are.
+
+Finished accuracy runs are recorded in `<out>/runs.json`, so the same
+command continues after an interruption; the views cache is kept in
+`<out>/teacher_cache` and reused.
+
+Usage:
+    python benchmarks/kd_views.py --data ../shared/data/cifar10_small.npz \\
+        --teacher saved_models/cifar10_small_resnet56.keras --seeds 0 1 2 --epochs 40
+    python benchmarks/kd_views.py --config recipes/digits.toml --teacher T.keras --seeds 0 --epochs 2  # quick
+
+Exits 1 if a target is missed, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+TARGETS = {"views_vs_baseline": 1.15, "accuracy_gap_pt": 0.5}
+TIMED = ("baseline", "KD views", "KD live")
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="recipes/cifar10_small.toml", help="classification recipe (augmentation, "
+                                                                          "optimizer, student, KD loss)")
+    p.add_argument("--data", help="dataset path for the recipe (its data.path)")
+    p.add_argument("--teacher", required=True, help="the trained teacher, a .keras file")
+    p.add_argument("--views", type=int, default=16, help="K, stored views per image")
+    p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="training seeds of the accuracy runs")
+    p.add_argument("--epochs", type=int, default=40, help="epochs of each accuracy run (0: skip them)")
+    p.add_argument("--timing-epochs", type=int, default=3, help="epochs per timed variant and round (>= 2)")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds")
+    p.add_argument("--limit", type=int, default=0, help="keep at most this many train/test images (0: all)")
+    p.add_argument("--out", default="runs/kd_views", help="progress, views cache and JSON output folder")
+    args = p.parse_args(argv)
+    if args.views < 1 or args.epochs < 0 or args.timing_epochs < 2 or args.rounds < 1 or not args.seeds:
+        raise ValueError(f"--views must be >= 1, --epochs >= 0, --timing-epochs >= 2, --rounds >= 1 and --seeds "
+                         f"non-empty, got {args.views}, {args.epochs}, {args.timing_epochs}, {args.rounds}, "
+                         f"{args.seeds}.")
+    if not os.path.isfile(args.teacher):
+        raise FileNotFoundError(f"--teacher {args.teacher!r} does not exist; give a trained .keras teacher.")
+    return args
+
+
+def main(argv=None) -> int:
+    try:
+        args = parse(argv)
+        bench = Bench(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    result = bench.run()
+    print_report(result)
+    from kd_keras.report import write_json_atomic
+
+    write_json_atomic(os.path.join(args.out, "result.json"), result)
+    return 0 if all(result["met"].values()) else 1
+
+
+class Bench:
+    def __init__(self, args):
+        from kd_keras.config import load_config, quote
+        from kd_keras.losses import create_loss
+        from kd_keras.tasks import TASKS
+
+        self.args = args
+        sets = [f"data.path={quote(args.data)}"] if args.data else []
+        if args.limit:
+            sets.append(f"data.limit={args.limit}")
+        self.cfg = load_config(args.config, sets)
+        if self.cfg.task != "classification" or not self.cfg.distill:
+            raise ValueError(f"{args.config} must be a classification recipe with a [[distill]] entry.")
+        blocker = self.cfg.data.augment.replay_blocker
+        if not self.cfg.data.augment.active or blocker:
+            raise ValueError(f"{args.config} needs replayable random augmentation (crop, flip, translate, mixup, "
+                             f"cutmix){': ' + blocker if blocker else ''}.")
+        self.task = TASKS["classification"]()
+        self.splits = self.task.load(self.cfg.data, 0)
+        self.teacher = keras.saving.load_model(args.teacher, compile=False)
+        self.teacher.trainable = False
+        d = self.cfg.distill[0]
+        self.kd = d
+        self.loss = lambda: [create_loss(l.method, kind="distill", **l.options) for l in d.losses]
+        os.makedirs(args.out, exist_ok=True)
+        self.runs_path = os.path.join(args.out, "runs.json")
+        self.runs = json.load(open(self.runs_path)) if os.path.exists(self.runs_path) else {}
+        self.stored = None
+
+    # ------------------------------------------------------------- pieces
+    def student(self, seed):
+        keras.utils.set_random_seed(seed)
+        return self.task.create_model(self.cfg.student, self.splits)
+
+    def distiller(self, variant, seed, epochs):
+        from kd_keras import Distiller
+        from kd_keras.recipes.runner import make_optimizer
+
+        s = self.student(seed)
+        steps = -(-self.splits.num_train // self.cfg.data.batch_size)
+        if variant == "baseline":
+            d = Distiller(s)
+        else:
+            d = Distiller(s, self.teacher, self.loss(), [l.weight for l in self.kd.losses], self.kd.student_loss_weight)
+        d.compile(make_optimizer(self.cfg.train, self.cfg.train.learning_rate, epochs, steps),
+                  self.task.hard_loss(self.cfg.train.hard_loss), metrics=self.task.metrics())
+        data = self.train_data(variant, d, seed)
+        return d, s, data
+
+    def train_data(self, variant, distiller, seed):
+        stored = self.views(distiller) if variant == "KD views" else None
+        train, _, _ = self.task.pipelines(self.splits, self.cfg.data, seed, teacher_views=stored)
+        return train
+
+    def views(self, distiller, k=None, directory="default"):
+        from kd_keras.teacher_cache import teacher_fingerprint
+        from kd_keras.teacher_views import TeacherViewsCache
+
+        if k is None and self.stored is not None:
+            return self.stored
+        cache = TeacherViewsCache(distiller.teacher_outputs, teacher_fingerprint(self.teacher, distiller.teacher_layers),
+                                  self.cfg.data.augment, self.splits.input_shape, self.splits.num_classes,
+                                  views=k or self.args.views, seed=0,
+                                  directory=os.path.join(self.args.out, "teacher_cache") if directory else None,
+                                  storage="auto" if directory else "memory", log=print)
+        stored = cache.views(self.splits.train)
+        if k is None:
+            self.stored = stored
+        return stored
+
+    def evaluate(self, student):
+        _, val, test = self.task.pipelines(self.splits, self.cfg.data, 0)
+        out = {"test": self.task.evaluate(student, test)["accuracy"]}
+        if val is not None:
+            out["val"] = self.task.evaluate(student, val)["accuracy"]
+        return out
+
+    # ---------------------------------------------------------------- run
+    def run(self) -> dict:
+        from kd_overhead import EpochTimer
+
+        a = self.args
+        probe, _, _ = self.distiller("KD live", 0, 1)
+        # one teacher epoch: the same pass with one view and no disk copy, the second time (the first traces)
+        self.views(probe, k=1, directory=None)
+        one = self.views(probe, k=1, directory=None).info
+        stored = self.views(probe)
+        print(f"views pass: {stored.info['pass_seconds']:.1f} s for K = {a.views} "
+              f"({'computed' if stored.info['computed'] else 'reused from disk; its time is from this run'}); "
+              f"one teacher epoch (K = 1): {one['pass_seconds']:.1f} s")
+        steps = -(-self.splits.num_train // self.cfg.data.batch_size)
+        step_times = {v: [] for v in TIMED}
+        wall = {v: [] for v in TIMED}
+        for r in range(a.rounds):
+            for variant in TIMED:
+                d, s, data = self.distiller(variant, 0, a.timing_epochs)
+                timer = EpochTimer()
+                keras.utils.set_random_seed(0)
+                d.fit(data, epochs=a.timing_epochs, callbacks=[timer], verbose=0)
+                step_times[variant] += timer.steps
+                wall[variant] += timer.times[1:]
+                print(f"timing round {r + 1}: {variant:9s} step {1000 * statistics.median(timer.steps):6.1f} ms, "
+                      f"epoch wall {statistics.median(timer.times[1:]):6.2f} s")
+        epoch = {v: steps * statistics.median(t) for v, t in step_times.items()}
+        for seed in a.seeds if a.epochs else []:
+            for variant in ("KD live", "KD views"):
+                name = f"{variant}/seed{seed}/epochs{a.epochs}"
+                if name in self.runs:
+                    print(f"{name}: done by an earlier run: {self.runs[name]}")
+                    continue
+                d, s, data = self.distiller(variant, seed, a.epochs)
+                start = time.perf_counter()
+                keras.utils.set_random_seed(seed)
+                d.fit(data, epochs=a.epochs, verbose=0)
+                record = {**self.evaluate(s), "seconds": time.perf_counter() - start}
+                print(f"{name}: {record}")
+                self.runs[name] = record
+                from kd_keras.report import write_json_atomic
+
+                write_json_atomic(self.runs_path, self.runs)
+        acc = {v: [self.runs[f"{v}/seed{s}/epochs{a.epochs}"] for s in a.seeds] for v in ("KD live", "KD views")} \
+            if a.epochs else {}
+        gap = (100 * (statistics.mean(r["test"] for r in acc["KD views"]) -
+                      statistics.mean(r["test"] for r in acc["KD live"]))) if acc else None
+        ratios = {"views_vs_baseline": epoch["KD views"] / epoch["baseline"],
+                  "live_vs_baseline": epoch["KD live"] / epoch["baseline"],
+                  "pass_vs_teacher_epoch": stored.info["pass_seconds"] / max(one["pass_seconds"], 1e-9)}
+        met = {"views_vs_baseline": ratios["views_vs_baseline"] <= TARGETS["views_vs_baseline"]}
+        if gap is not None:
+            met["accuracy_gap_pt"] = abs(gap) <= TARGETS["accuracy_gap_pt"] or gap > 0
+        s = self.splits
+        return {
+            "command": " ".join(["python", "benchmarks/kd_views.py", *sys.argv[1:]]),
+            "data": f"{s.description}: {s.num_train} train / {s.num_val} val / {s.num_test} test",
+            "augment": self.cfg.data.augment.random_ops, "teacher": f"{self.teacher.name} from {a.teacher}",
+            "student": self.cfg.student.model, "views": a.views, "batch_size": self.cfg.data.batch_size,
+            "steps_per_epoch": steps, "timing_epochs": a.timing_epochs, "rounds": a.rounds,
+            "pass_seconds": stored.info["pass_seconds"], "pass_computed": stored.info["computed"],
+            "teacher_epoch_seconds": one["pass_seconds"], "bytes_per_image": stored.info["bytes_per_image"],
+            "epoch_seconds": epoch, "epoch_wall_seconds_median": {v: statistics.median(t) for v, t in wall.items()},
+            "ratios": ratios, "epochs": a.epochs, "seeds": a.seeds, "accuracy": acc, "views_minus_live_pt": gap,
+            "met": met, "cpus": os.cpu_count(), "tensorflow": tf.__version__, "keras": keras.__version__,
+        }
+
+
+def print_report(r: dict) -> None:
+    print(f"\ndata: {r['data']}; augmentation: {', '.join(r['augment'])}\nteacher: {r['teacher']}; "
+          f"student: {r['student']}\n{r['cpus']} CPUs, TF {r['tensorflow']}, Keras {r['keras']}\n")
+    print(f"views pass: K = {r['views']}, {r['pass_seconds']:.1f} s "
+          f"({r['ratios']['pass_vs_teacher_epoch']:.1f} teacher epochs of {r['teacher_epoch_seconds']:.1f} s), "
+          f"{r['bytes_per_image']:,.0f} bytes per image{'' if r['pass_computed'] else ' (read from disk)'}\n")
+    print(f"batch {r['batch_size']}, {r['steps_per_epoch']} steps per epoch; epoch = steps x the median step of "
+          f"epochs 2..{r['timing_epochs']} over {r['rounds']} interleaved round(s)\n")
+    print("| variant | epoch (s) | median epoch wall time (s) |\n|---|---|---|")
+    for v, t in r["epoch_seconds"].items():
+        print(f"| {v} | {t:.2f} | {r['epoch_wall_seconds_median'][v]:.2f} |")
+    ratios, met = r["ratios"], r["met"]
+    print(f"\nKD views / baseline epoch  {ratios['views_vs_baseline']:.3f}  target <= "
+          f"{TARGETS['views_vs_baseline']:.2f}: {'met' if met['views_vs_baseline'] else 'MISSED'}")
+    print(f"KD live / baseline epoch   {ratios['live_vs_baseline']:.3f}")
+    if r["accuracy"]:
+        print(f"\ntest accuracy after {r['epochs']} epochs (validation in brackets), seeds {r['seeds']}:\n")
+        print("| variant | " + " | ".join(f"seed {s}" for s in r["seeds"]) + " | mean | std |")
+        print("|---|" + "---|" * (len(r["seeds"]) + 2))
+        for v, runs in r["accuracy"].items():
+            tests = [100 * x["test"] for x in runs]
+            cells = " | ".join(f"{t:.2f}% ({100 * x.get('val', float('nan')):.1f}%)" for t, x in zip(tests, runs))
+            std = statistics.stdev(tests) if len(tests) > 1 else 0.0
+            print(f"| {v} | {cells} | {statistics.mean(tests):.2f}% | {std:.2f} |")
+        print(f"\nKD views - KD live: {r['views_minus_live_pt']:+.2f} pt (target: within "
+              f"{TARGETS['accuracy_gap_pt']} pt, or above): {'met' if met['accuracy_gap_pt'] else 'MISSED'}")
+        secs = {v: statistics.mean(x["seconds"] for x in runs) for v, runs in r["accuracy"].items()}
+        print(f"mean training time per run: " + ", ".join(f"{v} {s:.0f} s" for v, s in secs.items()))
+    print(f"command: {r['command']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
