@@ -218,6 +218,13 @@ class Distiller(keras.distillation.Distiller):
             break
         return super()._maybe_symbolic_build(None, data_batch)
 
+    def _symbolic_build(self, iterator=None, data_batch=None):
+        # A batch's third element is the teacher's outputs here (a cache or stored views), not sample weights;
+        # Keras' symbolic build under a tf.distribute strategy would pass it to the hard-label loss as such.
+        if isinstance(data_batch, tuple) and len(data_batch) == 3:
+            data_batch = data_batch[:2]
+        return super()._symbolic_build(iterator, data_batch)
+
     def _student_forward(self, x, training):
         if self._student_feature_extractor is not None:
             features = self._student_feature_extractor(x, training=training)

@@ -5,8 +5,10 @@ the training inputs do not change from epoch to epoch (no random
 augmentation), its outputs can be computed in one pass and zipped with the
 examples; `kd_keras.Distiller` then reads them from `(x, y, teacher_outputs)`
 batches and the teacher never runs during training. With random
-augmentation the teacher must see each epoch's augmented view, so it runs
-live ("consistent teaching", Beyer et al. 2022).
+augmentation the teacher must see each epoch's augmented view
+("consistent teaching", Beyer et al. 2022): `kd_keras.teacher_views`
+stores K replayable views per image with the teacher's outputs, and
+augmentation it cannot replay runs the teacher live.
 
 The cache lives in memory, or on disk (`tf.data.Dataset.save`, TensorFlow's
 own snapshot format) for outputs that do not fit. It is keyed by a fingerprint of the teacher (architecture, dtype
