@@ -41,7 +41,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # kd_overhead's EpochTimer, also when imported
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 TARGETS = {"views_vs_baseline": 1.15, "accuracy_gap_pt": 0.5}
@@ -112,7 +111,10 @@ class Bench:
         self.loss = lambda: [create_loss(l.method, kind="distill", **l.options) for l in d.losses]
         os.makedirs(args.out, exist_ok=True)
         self.runs_path = os.path.join(args.out, "runs.json")
-        self.runs = json.load(open(self.runs_path)) if os.path.exists(self.runs_path) else {}
+        self.runs = {}
+        if os.path.exists(self.runs_path):
+            with open(self.runs_path) as f:
+                self.runs = json.load(f)
         self.stored = None
 
     # ------------------------------------------------------------- pieces
@@ -174,7 +176,7 @@ class Bench:
         one = self.views(probe, k=1, directory=None).info
         stored = self.views(probe)
         print(f"views pass: {stored.info['pass_seconds']:.1f} s for K = {a.views} "
-              f"({'computed' if stored.info['computed'] else 'reused from disk; its time is from this run'}); "
+              f"({'computed' if stored.info['computed'] else 'read from disk; the time of the pass that wrote it'}); "
               f"one teacher epoch (K = 1): {one['pass_seconds']:.1f} s")
         steps = -(-self.splits.num_train // self.cfg.data.batch_size)
         step_times = {v: [] for v in TIMED}
@@ -258,7 +260,7 @@ def print_report(r: dict) -> None:
         print(f"\nKD views - KD live: {r['views_minus_live_pt']:+.2f} pt (target: within "
               f"{TARGETS['accuracy_gap_pt']} pt, or above): {'met' if met['accuracy_gap_pt'] else 'MISSED'}")
         secs = {v: statistics.mean(x["seconds"] for x in runs) for v, runs in r["accuracy"].items()}
-        print(f"mean training time per run: " + ", ".join(f"{v} {s:.0f} s" for v, s in secs.items()))
+        print("mean training time per run: " + ", ".join(f"{v} {s:.0f} s" for v, s in secs.items()))
     print(f"command: {r['command']}")
 
 

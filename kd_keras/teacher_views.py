@@ -39,6 +39,7 @@ from kd_keras.data.augment import AugmentConfig, apply_params, draw_params, mix_
 from kd_keras.teacher_cache import FINAL, pass_progress
 
 STORAGES = ("auto", "memory", "disk")
+META = "kd_keras_views.json"
 
 
 def draw_views(cfg: AugmentConfig, image_shape, n: int, views: int, seed: int) -> dict:
@@ -187,9 +188,10 @@ class TeacherViewsCache:
         table = _table(images, labels) if self.augment.mixes else None
         folder = os.path.join(self.directory, key) if self.directory else None
         if key in self._memory:
-            records, info = self._memory[key], {"mode": "memory", "computed": False}
+            records, seconds = self._memory[key]
+            info = {"computed": False, "pass_seconds": seconds}
         elif folder and self.storage != "memory" and os.path.isdir(folder):  # complete: renamed from .partial
-            records, info = self._load(folder), {"computed": False, "path": folder}
+            records, info = self._load(folder), {"computed": False, "path": folder, **_meta(folder)}
             self.log(f"   teacher views: read from the disk cache {folder} (key {key})")
         else:
             records = self._compute(images, labels, table, folder)
@@ -201,10 +203,11 @@ class TeacherViewsCache:
             in_memory = self.storage == "memory" or (self.storage == "auto" and per_image * n / 2**20
                                                       <= self.max_memory_mb) or not folder
             if in_memory:
-                self._memory[key] = records
+                self._memory[key] = (records, info.get("pass_seconds", 0.0))
             ds = tf.data.Dataset.from_tensor_slices(records) if in_memory else self._load(folder)
-        else:
-            in_memory, ds = False, records
+        else:  # read from disk: kept in memory after the first epoch when it fits
+            in_memory = self.storage == "auto" and per_image * n / 2**20 <= self.max_memory_mb
+            ds = records.cache() if in_memory else records
         info.update(mode="memory" if in_memory else "disk", key=key, examples=n, views=self.k,
                     bytes_per_image=per_image, seconds=time.perf_counter() - start,
                     pass_seconds=info.get("pass_seconds", 0.0))
@@ -252,7 +255,7 @@ class TeacherViewsCache:
         records = {"view": params, "teacher": {name: np.concatenate(v) for name, v in outputs.items()}}
         self._pass_seconds = time.perf_counter() - pass_start
         if folder and self.storage != "memory":
-            self._save(records, folder)
+            self._save(records, folder, {"pass_seconds": self._pass_seconds, "examples": n, "views": self.k})
         return records
 
     def _compress(self, out: dict) -> dict:
@@ -263,17 +266,28 @@ class TeacherViewsCache:
         values, indices = tf.math.top_k(logp, k)
         return {**out, "topk_values": values.numpy(), "topk_indices": indices.numpy().astype(np.int32)}
 
-    def _save(self, records, folder):
+    def _save(self, records, folder, meta):
         tmp = folder + ".partial"
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(self.directory, exist_ok=True)
         tf.data.Dataset.from_tensor_slices(records).batch(1024).save(tmp)
+        with open(os.path.join(tmp, META), "w") as f:
+            json.dump(meta, f)
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)  # a killed pass leaves only a .partial folder, never a short cache
 
     @staticmethod
     def _load(folder):
         return tf.data.Dataset.load(folder).unbatch()
+
+
+def _meta(folder) -> dict:
+    """What the pass that wrote a disk cache recorded (its time), if anything."""
+    try:
+        with open(os.path.join(folder, META)) as f:
+            return {"pass_seconds": float(json.load(f)["pass_seconds"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _materialise(dataset):

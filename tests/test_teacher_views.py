@@ -242,8 +242,8 @@ def test_non_replayable_augmentation_falls_back_to_a_live_teacher(tmp_path, caps
     (["train.teacher_views=0"], "train.teacher_views must be an integer >= 1"),
     (["train.teacher_cache=\"views\"", "data.augment.randaugment=true"],
      "train.teacher_cache = \"views\" cannot replay this recipe's inputs: randaugment"),
-    (["train.teacher_cache_dir=\"/sys/kd_keras_cache\""], "the teacher cache folder '/sys/kd_keras_cache' cannot be "
-                                                          "created ('/sys' is not writable"),
+    (["train.teacher_cache_dir=\"/sys/kd_keras_cache\""],
+     "the teacher cache folder '/sys/kd_keras_cache' cannot be created ('/sys' is not writable"),
 ])
 def test_bad_views_settings_are_one_line_errors_before_anything_runs(tmp_path, capsys, sets, message):
     out = tmp_path / "r"

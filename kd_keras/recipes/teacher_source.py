@@ -138,7 +138,7 @@ class TeacherSource:
         train, _, _ = self.task.pipelines(self.splits, data, t.seed, teacher_views=stored)
         info = stored.info
         when = (f"computed in one pass of {info['pass_seconds']:.1f} s" if info["computed"]
-                else "reused from an earlier pass")
+                else f"reused from an earlier pass of {info['pass_seconds']:.1f} s")
         where = "memory" if info["mode"] == "memory" else "disk"
         how = (f"teacher outputs from {info['views']} stored augmented views per image ({random}; {when}, "
                f"outside the training time; {info['bytes_per_image'] * info['examples'] / 2**20:.2f} MB, "
