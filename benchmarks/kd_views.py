@@ -194,7 +194,7 @@ class Bench:
         epoch = {v: steps * statistics.median(t) for v, t in step_times.items()}
         for seed in a.seeds if a.epochs else []:
             for variant in ("KD live", "KD views"):
-                name = f"{variant}/seed{seed}/epochs{a.epochs}"
+                name = run_name(variant, seed, a.epochs, a.views)
                 if name in self.runs:
                     print(f"{name}: done by an earlier run: {self.runs[name]}")
                     continue
@@ -208,7 +208,7 @@ class Bench:
                 from kd_keras.report import write_json_atomic
 
                 write_json_atomic(self.runs_path, self.runs)
-        acc = {v: [self.runs[f"{v}/seed{s}/epochs{a.epochs}"] for s in a.seeds] for v in ("KD live", "KD views")} \
+        acc = {v: [self.runs[run_name(v, s, a.epochs, a.views)] for s in a.seeds] for v in ("KD live", "KD views")} \
             if a.epochs else {}
         gap = (100 * (statistics.mean(r["test"] for r in acc["KD views"]) -
                       statistics.mean(r["test"] for r in acc["KD live"]))) if acc else None
@@ -231,6 +231,12 @@ class Bench:
             "ratios": ratios, "epochs": a.epochs, "seeds": a.seeds, "accuracy": acc, "views_minus_live_pt": gap,
             "met": met, "cpus": os.cpu_count(), "tensorflow": tf.__version__, "keras": keras.__version__,
         }
+
+
+def run_name(variant: str, seed: int, epochs: int, views: int) -> str:
+    """The key of an accuracy run in runs.json; live runs do not depend on K, so runs with another K reuse them."""
+    k = f"/K{views}" if variant == "KD views" else ""
+    return f"{variant}{k}/seed{seed}/epochs{epochs}"
 
 
 def print_report(r: dict) -> None:

@@ -36,7 +36,7 @@ def test_kd_views_benchmark_runs_resumes_and_reuses_its_pass(tmp_path, capsys):
     assert code in (0, 1)
     again = json.loads((tmp_path / "b" / "result.json").read_text())
     assert not again["pass_computed"] and again["accuracy"] == r["accuracy"]
-    assert printed.count("KD views/seed0/epochs1") == 1 and "done by an earlier run" in capsys.readouterr().out
+    assert printed.count("KD views/K2/seed0/epochs1") == 1 and "done by an earlier run" in capsys.readouterr().out
 
 
 def test_kd_views_benchmark_refuses_bad_input(tmp_path, capsys):
