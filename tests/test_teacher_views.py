@@ -192,6 +192,15 @@ def test_topk_views_store_fewer_bytes_and_replay_dense_outputs(data):
     assert b.info["bytes_per_image"] < a.info["bytes_per_image"]
 
 
+def test_pipeline_refuses_views_drawn_for_another_augmentation(data):
+    x, y = data
+    d, teacher, _ = models()
+    stored = views_cache(d, teacher, AugmentConfig(flip=True), views=1).views(examples(x, y))
+    with pytest.raises(ValueError, match="the stored views were drawn for .*flip=True.*crop_padding=2"):
+        classification_pipeline(examples(x, y), CLASSES, SHAPE, 8, True, AugmentConfig(flip=True, crop_padding=2),
+                                teacher_views=stored)
+
+
 def test_bad_views_arguments_are_explained():
     with pytest.raises(ValueError, match="train.teacher_views must be an integer >= 1 .*got 0"):
         TeacherViewsCache(None, "", AugmentConfig(flip=True), SHAPE, CLASSES, views=0)

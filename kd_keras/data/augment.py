@@ -25,7 +25,6 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-GEOMETRIC = ("crop", "translate", "flip")
 MIXUP, CUTMIX = 0, 1
 
 

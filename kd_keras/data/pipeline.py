@@ -44,12 +44,16 @@ def classification_pipeline(ds: tf.data.Dataset, num_classes: int, image_shape, 
             each epoch, each image takes one of its stored augmented views,
             rendered from the stored parameters, with the teacher's outputs
             for that view (`(images, labels, teacher_outputs)` batches).
+            `augment`, if given, must be the augmentation of the views.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     if teacher_outputs is not None and training and augment is not None and augment.active:
         raise ValueError(f"cached teacher outputs need fixed inputs, but random augmentation is on "
                          f"({', '.join(augment.random_ops)}); let the teacher run live.")
+    if teacher_views is not None and training and augment is not None and augment != teacher_views.cfg:
+        raise ValueError(f"the stored views were drawn for {teacher_views.cfg}, but the pipeline augments with "
+                         f"{augment}; build the views cache with the same augmentation, or pass augment=None.")
     if cache:
         ds = ds.cache()
     if teacher_outputs is not None:  # zipped after the image cache: the outputs keep their own storage
