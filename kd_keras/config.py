@@ -221,12 +221,34 @@ class DistillConfig:
             `{ model = NAME, options = {...} }` (empty: the recipe's
             `student`, which the baseline shares). Such a student has no
             baseline of its own, so no KD gain is computed for it.
+        warmup_epochs: ramp the distillation term up linearly over this
+            many epochs (per step; DKD's warm-up); 0 is off. Must be
+            shorter than the student's training.
+        epochs: this student's training epochs (0: `train.epochs`); a
+            longer schedule for function matching.
+        augment: augmentation settings that replace the recipe's
+            `data.augment` ones for this student only, e.g.
+            `{ mixup_alpha = 1.0 }` for function matching (the teacher sees
+            the same mixed images).
     """
 
     name: str = "kd"
     student_loss_weight: float = 0.5
     losses: tuple = (LossConfig(),)
     student: dict = dataclasses.field(default_factory=dict)
+    warmup_epochs: int = 0
+    epochs: int = 0
+    augment: dict = dataclasses.field(default_factory=dict)
+
+    def data_config(self, data: DataConfig) -> DataConfig:
+        """The recipe's data settings with this entry's `augment` applied."""
+        if not self.augment:
+            return data
+        try:
+            augment = from_dict(AugmentConfig, {**to_dict(data.augment), **self.augment}, "augment.")
+        except ValueError as e:
+            raise ValueError(f"distill entry {self.name!r}: {e}") from None
+        return dataclasses.replace(data, augment=augment)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -457,6 +479,9 @@ def load_config(path: str | os.PathLike | None, overrides=(), smoke: bool = Fals
         data["data"]["limit"] = min(data["data"].get("limit") or 256, 256)
         data["data"]["batch_size"] = min(data["data"].get("batch_size", 64), 32)
         data.setdefault("report", {}).update(latency_runs=20, throughput_batch=8, rounds=1)
+        for entry in data.get("distill", []):  # per-student schedules shrink with train.epochs
+            if isinstance(entry, dict):
+                entry.update(epochs=0, warmup_epochs=0)
     for assignment in overrides:  # after the smoke switch: an explicit `--set` wins
         apply_override(data, assignment)
     return from_dict(Config, data)

@@ -58,7 +58,11 @@ class Distiller(keras.distillation.Distiller):
             names (`"kd"`). Empty for the baseline.
         loss_weights: one weight >= 0 per loss; default 1.0 each.
         student_loss_weight: weight of the hard-label loss, in [0, 1].
-            Default 0.5 with a teacher, and 1.0 (required) without.
+            Default 0.5 with a teacher, and 1.0 (required) without; 0
+            trains on the teacher's outputs alone (function matching).
+        distill_warmup_steps: ramp the distillation term up linearly over
+            this many optimizer steps (`warmup_factor`), as DKD does over
+            its first epochs; 0 is off. It serves every loss.
         name: model name.
 
     Example:
@@ -80,6 +84,7 @@ class Distiller(keras.distillation.Distiller):
         losses: Sequence[DistillLoss | str] = (),
         loss_weights: Sequence[float] | None = None,
         student_loss_weight: float | None = None,
+        distill_warmup_steps: int = 0,
         name: str = "distiller",
         **kwargs,
     ):
@@ -102,6 +107,9 @@ class Distiller(keras.distillation.Distiller):
             raise ValueError(f"student_loss_weight must be a number in [0, 1], got {student_loss_weight!r}.")
         if not 0.0 <= student_loss_weight <= 1.0:
             raise ValueError(f"student_loss_weight must be between 0.0 and 1.0, got {student_loss_weight}.")
+        if teacher is None and student_loss_weight == 0.0:
+            raise ValueError("student_loss_weight=0 trains the student on the teacher's outputs alone, but no teacher "
+                             "was given; pass a teacher, or student_loss_weight=1.0 for the baseline.")
         if teacher is None and (losses or student_loss_weight != 1.0):
             raise ValueError(
                 "a distiller without a teacher trains the baseline: pass no losses and "
@@ -118,12 +126,16 @@ class Distiller(keras.distillation.Distiller):
         for w in loss_weights:
             if not w >= 0.0:
                 raise ValueError(f"each loss weight must be >= 0, got {w}.")
+        if isinstance(distill_warmup_steps, bool) or not isinstance(distill_warmup_steps, int) \
+                or distill_warmup_steps < 0:
+            raise ValueError(f"distill_warmup_steps must be an integer >= 0 (0: off), got {distill_warmup_steps!r}.")
 
         self.student = student
         self.teacher = teacher
         self.student_loss_weight = float(student_loss_weight)
         self.distillation_losses = losses
         self.distillation_loss_weights = loss_weights
+        self.distill_warmup_steps = distill_warmup_steps
 
         if teacher is not None:
             _check_same_outputs(teacher, student)
@@ -283,6 +295,8 @@ class Distiller(keras.distillation.Distiller):
                 else:  # a plain keras.distillation loss
                     value = loss.compute_loss(t_out, s_out)
                 distill = distill + weight * ops.cast(value, "float32")
+            if self.distill_warmup_steps and self.optimizer is not None:
+                distill = distill * warmup_factor(self.optimizer.iterations, self.distill_warmup_steps)
             distill = scale_loss_for_distribution(distill)
         alpha = self.student_loss_weight
         total = alpha * ops.cast(student_loss, "float32") + (1.0 - alpha) * distill
@@ -343,6 +357,7 @@ class Distiller(keras.distillation.Distiller):
             "losses": [keras.saving.serialize_keras_object(l) for l in self.distillation_losses],
             "loss_weights": list(self.distillation_loss_weights),
             "student_loss_weight": self.student_loss_weight,
+            "distill_warmup_steps": self.distill_warmup_steps,
         }
 
     @classmethod
@@ -353,6 +368,17 @@ class Distiller(keras.distillation.Distiller):
             config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"])
         config["losses"] = [keras.saving.deserialize_keras_object(l) for l in config.get("losses", [])]
         return cls(**config)
+
+
+def warmup_factor(step, warmup_steps: int):
+    """The distillation weight at optimizer step `step` (0-based): `min(1, (step + 1) / warmup_steps)`.
+
+    The step analogue of DKD's `min(epoch / warmup, 1)` with epochs counted
+    from 1: the first step already distils a little (1 / warmup_steps), the
+    last warm-up step and every later one fully.
+    """
+    step = ops.cast(step, "float32")
+    return ops.minimum(1.0, (step + 1.0) / float(warmup_steps))
 
 
 def _batch_size(x):

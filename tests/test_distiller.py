@@ -163,3 +163,39 @@ def test_bad_arguments_are_explained():
         Distiller(s, t3, [FitNetsLoss("feat", "nope")])
     with pytest.raises(ValueError, match="loss_weights has 2 entries for 1 losses"):
         Distiller(s, t3, ["kd"], [1.0, 2.0])
+    with pytest.raises(ValueError, match="student_loss_weight=0 trains the student on the teacher's outputs alone, "
+                                         "but no teacher was given"):
+        Distiller(s, None, student_loss_weight=0.0)
+    with pytest.raises(ValueError, match="distill_warmup_steps must be an integer >= 0.*got -3"):
+        Distiller(s, t3, ["kd"], distill_warmup_steps=-3)
+
+
+def test_distillation_warmup_scales_the_term_by_the_optimizer_step(toy_data):
+    x, y = toy_data
+    teacher, student = tiny_classifier(name="t", filters=8), tiny_classifier(name="s")
+    d = compiled(Distiller(student, teacher, [KDLoss(2.0)], student_loss_weight=0.5, distill_warmup_steps=4))
+    d.optimizer.build(d.trainable_variables)
+    pred = student(x)
+    ce, kd = float(CE(y, pred)), float(KDLoss(2.0).compute_loss(teacher(x, training=False), pred))
+    for step, factor in ((0, 0.25), (1, 0.5), (3, 1.0), (50, 1.0)):
+        d.optimizer.iterations.assign(step)
+        assert float(d.compute_loss(x, y, pred)) == pytest.approx(0.5 * ce + 0.5 * factor * kd, rel=1e-5)
+    assert Distiller.from_config(d.get_config()).distill_warmup_steps == 4
+
+
+def test_function_matching_trains_on_the_teacher_alone(toy_data):
+    x, y = toy_data
+    teacher, student = tiny_classifier(name="t", filters=8), tiny_classifier(name="s")
+    d = compiled(Distiller(student, teacher, [KDLoss(1.0)], student_loss_weight=0.0), lr=0.2)
+    pred = student(x)
+    kd = float(KDLoss(1.0).compute_loss(teacher(x, training=False), pred))
+    assert float(d.compute_loss(x, y, pred)) == pytest.approx(kd, rel=1e-5)  # no label term at all
+    wrong = np.roll(y, 1, axis=0)  # labels play no part: any labels give the same student
+    s2 = tiny_classifier(name="s2")
+    s2.set_weights(student.get_weights())
+    d2 = compiled(Distiller(s2, teacher, [KDLoss(1.0)], student_loss_weight=0.0), lr=0.2)
+    h = d.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False)
+    d2.fit(x, wrong, batch_size=16, epochs=3, verbose=0, shuffle=False)
+    assert h.history["distillation_loss"][-1] < h.history["distillation_loss"][0]
+    for a, b in zip(student.get_weights(), s2.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

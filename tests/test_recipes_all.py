@@ -95,7 +95,7 @@ def test_recipe_is_valid_and_its_models_fit_together(recipe):
     """Keys, models, losses and feature-layer names of every recipe, with its real networks at 32 px."""
     from kd_keras import Distiller
     from kd_keras.config import ModelConfig
-    from kd_keras.recipes.runner import validate
+    from kd_keras.recipes.validate import validate
     from kd_keras.tasks import TASKS
 
     cfg = load_config(recipe)

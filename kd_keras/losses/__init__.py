@@ -3,12 +3,13 @@
 from kd_keras.losses.base import DistillLoss
 from kd_keras.losses.dense import BalancedBCELoss, EdgeKDLoss, FAKDLoss, L1Loss, OutputL1Loss
 from kd_keras.losses.features import ATLoss, FitNetsLoss
-from kd_keras.losses.logits import DKDLoss, KDLoss
+from kd_keras.losses.logits import DISTLoss, DKDLoss, KDLoss, standardize_logits
 from kd_keras.losses.registry import create_loss, get_loss_class, list_losses, register_loss
 
 __all__ = [
     "ATLoss",
     "BalancedBCELoss",
+    "DISTLoss",
     "DKDLoss",
     "DistillLoss",
     "EdgeKDLoss",
@@ -21,4 +22,5 @@ __all__ = [
     "get_loss_class",
     "list_losses",
     "register_loss",
+    "standardize_logits",
 ]

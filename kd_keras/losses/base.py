@@ -65,3 +65,9 @@ def check_non_negative(name: str, value) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
         raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
     return float(value)
+
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
+    return value

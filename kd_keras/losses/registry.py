@@ -7,7 +7,7 @@ student, the loss given to `compile()`).
 Example:
     >>> from kd_keras.losses import create_loss, list_losses
     >>> list_losses()[:4]
-    ['at', 'dkd', 'edge_kd', 'fakd']
+    ['at', 'dist', 'dkd', 'edge_kd']
     >>> loss = create_loss("kd", temperature=4.0)
 """
 

@@ -24,20 +24,13 @@ from kd_keras import report
 from kd_keras.callbacks import AtomicBackupAndRestore, NaNGuard, TrainingDiverged, run_logs
 from kd_keras.config import Config, ModelConfig, find_file, to_dict
 from kd_keras.distiller import Distiller
-from kd_keras.export.converters import QUANTIZE
-from kd_keras.losses import create_loss
-from kd_keras.models import list_models
 from kd_keras.precise_bn import PreciseBatchNorm
 from kd_keras.precision import as_float32
 from kd_keras.recipes.resume import Progress
-from kd_keras.recipes.teacher_source import TeacherSource, check_teacher_cache
+from kd_keras.recipes.teacher_source import TeacherSource
+from kd_keras.recipes.validate import validate
 
 RESULT_FILES = ("results.json", "results.md")
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("cosine", "constant")
-RESERVED = ("teacher", "baseline")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 def check_out_dir(out_dir: str, overwrite: bool) -> None:
@@ -48,88 +41,6 @@ def check_out_dir(out_dir: str, overwrite: bool) -> None:
             f"output dir {out_dir!r} already holds results ({', '.join(held)}); "
             f"pass --overwrite to replace them or choose another --out."
         )
-
-
-def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
-    """Checks the whole config before anything trains; returns the loss plans.
-
-    Args:
-        cfg: the recipe.
-        task: the task it runs; its models and supervised loss are checked.
-        out_dir: the output folder (the default teacher cache is in it).
-
-    Returns:
-        One `(DistillConfig, [loss objects])` pair per KD student.
-    """
-    known = list_models(task=task.name if task is not None else None)
-    for role, m in (("teacher", cfg.teacher), ("student", cfg.student)):
-        if m.model not in known:
-            what = f"{task.name} models" if task is not None else "models"
-            raise ValueError(f"unknown {role} model {m.model!r}; registered {what}: {', '.join(known)}.")
-    if task is not None:
-        try:
-            task.hard_loss(cfg.train.hard_loss)
-        except ValueError as e:
-            raise ValueError(f"train.hard_loss: {e}") from None
-    t = cfg.train
-    if t.optimizer not in OPTIMIZERS:
-        raise ValueError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {t.optimizer!r}.")
-    if t.schedule not in SCHEDULES:
-        raise ValueError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {t.schedule!r}.")
-    if t.epochs < 1 or cfg.teacher.epochs < 0:
-        raise ValueError(f"train.epochs must be >= 1 and teacher.epochs >= 0, got {t.epochs} and {cfg.teacher.epochs}.")
-    if t.precise_bn_batches < 0:
-        raise ValueError(f"train.precise_bn_batches must be >= 0 (0: off), got {t.precise_bn_batches}.")
-    check_teacher_cache(cfg, task, out_dir)
-    if t.precision not in PRECISIONS:
-        raise ValueError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}.")
-    if t.jit_compile not in (True, False, "auto"):
-        raise ValueError(f"train.jit_compile must be true, false or \"auto\", got {t.jit_compile!r}.")
-    if t.strategy not in STRATEGIES:
-        raise ValueError(f"train.strategy must be one of {', '.join(STRATEGIES)}, got {t.strategy!r}.")
-    if not t.learning_rate > 0 or cfg.teacher.learning_rate < 0:
-        raise ValueError(f"train.learning_rate must be > 0, got {t.learning_rate}.")
-    if cfg.data.repeats < 1 or cfg.data.patch_size < 0:
-        raise ValueError(f"data.repeats must be >= 1 and data.patch_size >= 0, "
-                         f"got {cfg.data.repeats} and {cfg.data.patch_size}.")
-    if (cfg.report.edge_thresholds < 1 or not 0 < cfg.report.edge_max_dist < 1 or cfg.report.workers < 0
-            or cfg.report.edge_max_images < 0):
-        raise ValueError(f"report.edge_thresholds must be >= 1, report.edge_max_dist in (0, 1), report.workers and "
-                         f"report.edge_max_images >= 0, got {cfg.report.edge_thresholds}, {cfg.report.edge_max_dist}, "
-                         f"{cfg.report.workers}, {cfg.report.edge_max_images}.")
-    bad = [q for q in cfg.report.export_quantize if q not in QUANTIZE]
-    if bad or cfg.report.export_threads < 1 or cfg.report.export_runs < 50:
-        raise ValueError(f"report.export_quantize must list modes from {', '.join(QUANTIZE)}, report.export_threads "
-                         f"be >= 1 and report.export_runs >= 50, got {cfg.report.export_quantize}, "
-                         f"{cfg.report.export_threads}, {cfg.report.export_runs}.")
-    if cfg.report.latency_runs < 20 or cfg.report.rounds < 1:
-        raise ValueError(f"report.latency_runs must be >= 20 and report.rounds >= 1, "
-                         f"got {cfg.report.latency_runs} and {cfg.report.rounds}.")
-    plans, names = [], set()
-    for i, d in enumerate(cfg.distill):
-        where = f"distill.{i}"
-        if d.name in RESERVED or d.name in names or not d.name:
-            raise ValueError(f"{where}.name must be unique and not {' or '.join(RESERVED)}, got {d.name!r}.")
-        names.add(d.name)
-        if d.student:
-            unknown = sorted(set(d.student) - {"model", "options"})
-            if unknown or d.student.get("model") not in known:
-                raise ValueError(f"{where}.student must be {{ model = NAME, options = {{...}} }} with a registered "
-                                 f"model, got {d.student!r}; registered models: {', '.join(known)}.")
-        if not 0.0 <= d.student_loss_weight <= 1.0:
-            raise ValueError(f"{where}.student_loss_weight must be between 0.0 and 1.0, got {d.student_loss_weight}.")
-        if not d.losses:
-            raise ValueError(f"{where}.losses is empty; give at least one, e.g. {{ method = \"kd\" }}.")
-        losses = []
-        for j, l in enumerate(d.losses):
-            if l.weight < 0:
-                raise ValueError(f"{where}.losses.{j}.weight must be >= 0, got {l.weight}.")
-            try:
-                losses.append(create_loss(l.method, kind="distill", **l.options))
-            except ValueError as e:
-                raise ValueError(f"{where}.losses.{j}: {e}") from None
-        plans.append((d, losses))
-    return plans
 
 
 def make_optimizer(t, learning_rate: float, epochs: int, steps_per_epoch: int):
@@ -201,14 +112,15 @@ class Runner:
 
     # ---------------------------------------------------------------- train
     def _fit(self, role: str, name: str, student, teacher=None, losses=(), loss_weights=None,
-             student_loss_weight=None, epochs=None, learning_rate=None):
+             student_loss_weight=None, epochs=None, learning_rate=None, warmup_epochs=0, data=None):
         t = self.cfg.train
         epochs = epochs or t.epochs
-        distiller = Distiller(student, teacher, losses, loss_weights, student_loss_weight, name=f"{name}_distiller")
+        distiller = Distiller(student, teacher, losses, loss_weights, student_loss_weight,
+                              distill_warmup_steps=warmup_epochs * self.steps, name=f"{name}_distiller")
         distiller.compile(optimizer=make_optimizer(t, learning_rate or t.learning_rate, epochs, self.steps),
                           loss=self.task.hard_loss(t.hard_loss), metrics=self.task.metrics(),
                           jit_compile=t.jit_compile)
-        train_ds, how = self._train_data(distiller)
+        train_ds, how = self._train_data(distiller, data)
         guard = NaNGuard(student.weights + [w for layer in distiller.loss_layers for w in layer.weights])
         callbacks = [guard, *run_logs(os.path.join(self.out_dir, "logs"), name)]
         backup = None
@@ -239,11 +151,17 @@ class Runner:
             )
         return seconds, how
 
-    def _train_data(self, distiller):
-        """The training batches (with cached teacher outputs or stored views where they apply), and how."""
+    def _train_data(self, distiller, data=None):
+        """The training batches (with cached teacher outputs or stored views where they apply), and how.
+
+        `data` is a KD student's own data settings (its `augment`), else the recipe's.
+        """
         if self.teacher_source is None:
             self.teacher_source = TeacherSource(self.cfg, self.task, self.splits, self.out_dir, self.log)
-        ds, how, info = self.teacher_source.train_data(distiller, self.train_ds)
+        default_ds = self.train_ds
+        if data is not None and data != self.cfg.data:
+            default_ds = self.task.pipelines(self.splits, data, self.cfg.train.seed)[0]
+        ds, how, info = self.teacher_source.train_data(distiller, default_ds, data)
         self.teacher_info = info
         return ds, how
 
@@ -333,11 +251,13 @@ class Runner:
                 m = ModelConfig(**d.student) if d.student else cfg.student
                 model = self._new_model(m, cfg.train.seed)  # same init as the baseline
                 seconds, how = self._fit("kd", d.name, model, teacher, losses, [l.weight for l in d.losses],
-                                         d.student_loss_weight)
+                                         d.student_loss_weight, epochs=d.epochs or None,
+                                         warmup_epochs=d.warmup_epochs, data=d.data_config(cfg.data))
                 return model, seconds, [how, self.teacher_info]
 
             student, seconds, (how, info) = self._trained(d.name, train_kd)
             kd = {"student_loss_weight": d.student_loss_weight, "own_student": bool(d.student),
+                  "epochs": d.epochs or cfg.train.epochs, "warmup_epochs": d.warmup_epochs, "augment": dict(d.augment),
                   "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses],
                   "teacher_outputs": how, "teacher_cache": info}
             rows.append(self._row(d.name, "kd", student, seconds, kd))

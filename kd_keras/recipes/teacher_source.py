@@ -81,25 +81,28 @@ class TeacherSource:
         self.cfg, self.task, self.splits, self.log = cfg, task, splits, log
         t = cfg.train
         self.directory = t.teacher_cache_dir or os.path.join(out_dir, "teacher_cache")
-        self.outputs_cache = self.views_cache = None
+        self.outputs_cache, self.views_caches = None, {}
 
-    def train_data(self, distiller, default_ds):
-        """`(dataset, how, info)`: the batches, a sentence on the teacher's source, and the cache's record."""
-        t, data = self.cfg.train, self.cfg.data
+    def train_data(self, distiller, default_ds, data=None):
+        """`(dataset, how, info)`: the batches, a sentence on the teacher's source, and the cache's record.
+
+        `data` is the student's own data settings (a `[[distill]]` entry's `augment`), else the recipe's.
+        """
+        t, data = self.cfg.train, data or self.cfg.data
         if not distiller.needs_teacher:
             return default_ds, "", None
         random = self.task.random_inputs(data)
         if t.teacher_cache == "off":
             return default_ds, "teacher runs live: train.teacher_cache = \"off\"", {"mode": "live"}
         if not random:
-            return self._fixed(distiller)
+            return self._fixed(distiller, data)
         blocker = self.task.replay_blocker(data)
         if blocker:
             return default_ds, f"teacher runs live: the inputs change every epoch ({random}) and {blocker}", \
                 {"mode": "live"}
-        return self._views(distiller, default_ds, random)
+        return self._views(distiller, default_ds, random, data)
 
-    def _fixed(self, distiller):
+    def _fixed(self, distiller, data):
         t = self.cfg.train
         storage = t.teacher_cache if t.teacher_cache in STORAGES else "auto"
         if self.outputs_cache is None:
@@ -108,22 +111,22 @@ class TeacherSource:
         cache = self.outputs_cache
         cache.extract = distiller.teacher_outputs
         cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
-        outputs = cache.outputs(self.task.train_examples(self.splits, self.cfg.data))
-        train, _, _ = self.task.pipelines(self.splits, self.cfg.data, t.seed, teacher_outputs=outputs)
+        outputs = cache.outputs(self.task.train_examples(self.splits, data))
+        train, _, _ = self.task.pipelines(self.splits, data, t.seed, teacher_outputs=outputs)
         last = cache.last
         where = "in memory" if last["mode"] == "memory" else "on disk"
         when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"
         return train, f"teacher outputs cached {where} ({when}, outside the training time)", \
             {**{k: v for k, v in last.items() if k != "path"}, "mode": "outputs", "storage": last["mode"]}
 
-    def _views(self, distiller, default_ds, random):
-        t, data = self.cfg.train, self.cfg.data
-        if self.views_cache is None:
-            self.views_cache = TeacherViewsCache(
+    def _views(self, distiller, default_ds, random, data):
+        t = self.cfg.train
+        if data.augment not in self.views_caches:  # one cache per augmentation; each is keyed by it on disk too
+            self.views_caches[data.augment] = TeacherViewsCache(
                 None, "", data.augment, self.splits.input_shape, self.splits.num_classes, views=t.teacher_views,
                 seed=t.teacher_views_seed, topk=t.teacher_views_topk, directory=self.directory,
                 max_memory_mb=t.teacher_cache_memory_mb, log=self.log)
-        cache = self.views_cache
+        cache = self.views_caches[data.augment]
         cache.extract = distiller.teacher_outputs
         cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
         examples = self.task.train_examples(self.splits, data)

@@ -1,0 +1,54 @@
+"""benchmarks/kd_methods.py: a one-seed, one-epoch smoke run on digits, its resume, and its bad input."""
+
+import importlib.util
+import json
+
+import pytest
+
+from kd_keras.config import REPO_ROOT
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("kd_methods", REPO_ROOT / "benchmarks" / "kd_methods.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_methods_benchmark_smoke_run_on_digits(tmp_path, capsys):
+    bench = load_bench()
+    out = tmp_path / "b"
+    args = ["--seeds", "0", "--epochs", "1", "--methods", "kd", "kd:temperature=2", "dist", "fm",
+            "--set", "teacher.epochs=1", "--set", "data.limit=200", "--set", "train.teacher_views=2",
+            "--out", str(out)]
+    assert bench.main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["methods"]) == {"baseline", "kd", "kd@temperature2", "dist", "fm"}
+    assert summary["chosen_on_val"] in summary["methods"]
+    for m in summary["methods"].values():
+        assert 0 <= m["test_mean"] <= 100 and m["epoch_ratio"] > 0 and m["val_mean"] is not None
+    results = json.loads((out / "seed0" / "results.json").read_text())
+    rows = {r["name"]: r for r in results["models"]}
+    fm = rows["fm"]["kd"]
+    assert fm["student_loss_weight"] == 0.0 and fm["epochs"] == 3 and fm["augment"] == {"mixup_alpha": 1.0}
+    assert "mixup" in fm["teacher_outputs"]  # the teacher saw the same mixed images, from stored views
+    assert rows["kd@temperature2"]["kd"]["losses"][0]["options"]["temperature"] == 2
+    table = (out / "table.md").read_text()
+    assert "| baseline |" in table and "(best on val)" in table and "gap recovered" in table
+
+    assert bench.main(args) == 0  # again: the finished seed is read, nothing is trained
+    assert "seed 0: finished earlier" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "kd", "mlkdd"], "unknown method 'mlkdd' in --methods; choose from kd, kd_std, dkd"),
+    (["--methods", "kd:temperature"], "method 'kd:temperature': expected key=value after ':'"),
+    (["--methods", "kd:weight=-1"], "distill.0.losses.0.weight must be >= 0, got -1.0"),
+    (["--methods", "dkd:warmup_epochs=40"], "distill.0.warmup_epochs = 40 is not shorter than the student's 30"),
+    (["--teacher", "/no/teacher.keras"], "--teacher '/no/teacher.keras' does not exist"),
+])
+def test_methods_benchmark_bad_input_is_one_line(argv, message, tmp_path, capsys):
+    code = load_bench().main([*argv, "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "b").exists()
