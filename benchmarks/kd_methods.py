@@ -24,6 +24,8 @@ Methods (presets; `NAME:key=value,...` changes one: `weight`,
   dkd       DKD, alpha 1, beta 8, T = 4, CE and DKD equal, warm-up over 1/12 of the epochs
   dkd_std   DKD with logit standardization, T = 2, otherwise as dkd
   dist      DIST, beta = gamma = 1, T = 4, CE and DIST equal
+  mlkd      MLKD, T = 2, 3, 4, 5, 6, the three levels weighted 1, CE and MLKD equal
+  mlkd_std  MLKD with logit standardization, otherwise as mlkd
   fm        function matching: MixUp (alpha 1) on every batch for teacher and student,
             KD at T = 1 alone (student_loss_weight = 0), 3x the epochs
 
@@ -65,6 +67,8 @@ def presets(epochs: int) -> dict:
                                 "standardize": True}]},
         "dist": {"student_loss_weight": 0.5,
                  "losses": [{"method": "dist", "weight": 1.0, "beta": 1.0, "gamma": 1.0, "temperature": 4.0}]},
+        "mlkd": {"student_loss_weight": 0.5, "losses": [{"method": "mlkd", "weight": 1.0}]},
+        "mlkd_std": {"student_loss_weight": 0.5, "losses": [{"method": "mlkd", "weight": 1.0, "standardize": True}]},
         "fm": {"student_loss_weight": 0.0, "epochs": 3 * epochs, "augment": {"mixup_alpha": 1.0},
                "losses": [{"method": "kd", "weight": 1.0, "temperature": 1.0}]},
     }

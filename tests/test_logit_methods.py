@@ -104,3 +104,21 @@ def test_new_options_round_trip_and_reject_bad_values():
         DISTLoss(beta=-1)
     with pytest.raises(ValueError, match="loss 'dist' got unknown argument.*tau"):
         create_loss("dist", tau=2.0)
+
+
+def test_mlkd_matches_numpy_at_two_temperatures():
+    from kd_keras.losses import MLKDLoss
+
+    expected = 0.0
+    for t in (1.0, 3.0):
+        pt, ps = softmax(T_LOGITS / t), softmax(S_LOGITS / t)
+        instance = t * t * kl(pt, ps).mean()
+        batch = ((pt @ pt.T - ps @ ps.T) ** 2).sum() / pt.shape[0]
+        cls = ((pt.T @ pt - ps.T @ ps) ** 2).sum() / pt.shape[1]
+        expected += 1.0 * instance + 2.0 * batch + 0.5 * cls
+    loss = MLKDLoss(temperatures=[1.0, 3.0], instance_weight=1.0, batch_weight=2.0, class_weight=0.5)
+    assert float(loss.compute_loss(T_LOGITS, S_LOGITS)) == pytest.approx(expected, rel=1e-4)
+    assert float(loss.compute_loss(T_LOGITS, T_LOGITS)) == pytest.approx(0.0, abs=1e-6)
+    assert MLKDLoss.from_config(loss.get_config()).get_config() == loss.get_config()
+    with pytest.raises(ValueError, match="temperatures must be a non-empty list of numbers > 0, got 4"):
+        MLKDLoss(temperatures=4)

@@ -3,7 +3,7 @@
 from kd_keras.losses.base import DistillLoss
 from kd_keras.losses.dense import BalancedBCELoss, EdgeKDLoss, FAKDLoss, L1Loss, OutputL1Loss
 from kd_keras.losses.features import ATLoss, FitNetsLoss
-from kd_keras.losses.logits import DISTLoss, DKDLoss, KDLoss, standardize_logits
+from kd_keras.losses.logits import DISTLoss, DKDLoss, KDLoss, MLKDLoss, standardize_logits
 from kd_keras.losses.registry import create_loss, get_loss_class, list_losses, register_loss
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "FitNetsLoss",
     "KDLoss",
     "L1Loss",
+    "MLKDLoss",
     "OutputL1Loss",
     "create_loss",
     "get_loss_class",
