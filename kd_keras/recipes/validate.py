@@ -99,6 +99,9 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
         if d.augment and task is not None and t.teacher_cache == "views" and task.replay_blocker(data):
             raise ValueError(f"{where}.augment cannot be replayed as stored views ({task.replay_blocker(data)}); "
                              f"set train.teacher_cache = \"auto\" or change the augmentation.")
+        if d.augment and task is not None and t.teacher_cache in ("memory", "disk") and task.random_inputs(data):
+            raise ValueError(f"{where}.augment makes this student's inputs random ({task.random_inputs(data)}), "
+                             f"which train.teacher_cache = {t.teacher_cache!r} cannot serve; set it to \"auto\".")
         losses = []
         for j, l in enumerate(d.losses):
             if l.weight < 0:
