@@ -221,7 +221,9 @@ def summarize(all_results: list) -> tuple[str, dict]:
         f"{n}: " + ", ".join(f"{s['runs'][i] - base_runs[i]:+.2f}" for i in range(len(base_runs)))
         for n, s in summary["methods"].items() if n != "baseline")]
     if passes:
-        lines.append(f"One-time views passes (s, outside the epoch times): {', '.join(f'{p:.1f}' for p in passes)}.")
+        lines.append(f"One-time teacher views passes (s, outside the epoch times; a pass serves one training set and "
+                     f"augmentation, and the validation split, so the training set, is drawn per seed): "
+                     f"{', '.join(f'{p:.1f}' for p in passes)}.")
     if chosen:
         c = summary["methods"][chosen]
         lines.append(f"Best on validation: {chosen}; its test gap recovered: "
