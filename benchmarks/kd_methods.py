@@ -109,7 +109,7 @@ def parse(argv):
     p.add_argument("--data", help="dataset path for the recipe (its data.path)")
     p.add_argument("--teacher", help="a trained teacher (.keras); default: the first seed trains it")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--methods", nargs="+", default=["kd", "kd_std", "dkd", "dkd_std", "dist", "fm"])
+    p.add_argument("--methods", nargs="+", default=["kd", "kd_std", "dkd", "dkd_std", "dist", "mlkd", "fm"])
     p.add_argument("--epochs", type=int, default=0, help="student epochs (0: the recipe's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override")
     p.add_argument("--out", help="output folder (default runs/kd_methods_<recipe>)")
