@@ -239,6 +239,12 @@ class MLKDLoss(DistillLoss):
     here. With `standardize=True` the logits are z-scored first, as in Sun
     et al.'s "MLKD + logit standardization".
 
+    The batch-level term sums B x B differences and divides by B, so it
+    grows with the batch: at batch 128 on cifar10_small, weights of 1 made
+    the term about 200 and the student collapsed to chance
+    (recipes/results/kd_methods_cifar10_small_mlkd.md); lower
+    `batch_weight` for batches above the paper's 64.
+
     Args:
         temperatures: the temperatures (the paper: 2, 3, 4, 5, 6).
         instance_weight, batch_weight, class_weight: weights >= 0 of the levels.
