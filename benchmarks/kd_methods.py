@@ -49,6 +49,7 @@ import json
 import os
 import statistics
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -116,10 +117,11 @@ def parse(argv):
     return p.parse_args(argv)
 
 
-def build_config(args, seed: int, teacher: str | None):
+def build_config(args, seed: int, teacher: str | None, out_root: str):
     from kd_keras.config import load_config, quote
 
-    sets = list(args.set)
+    # Views passes kept beside the seeds, so a rerun or a resumed seed reuses them; a --set still wins.
+    sets = [f"train.teacher_cache_dir={quote(os.path.join(out_root, 'teacher_cache'))}", *args.set]
     if args.data:
         sets.append(f"data.path={quote(args.data)}")
     if args.epochs:
@@ -160,13 +162,7 @@ def run_seed(args, seed: int, out_root: str, teacher: str | None) -> dict:
     if os.path.exists(done):
         print(f"seed {seed}: finished earlier, read from {done}", flush=True)
     else:
-        cfg = build_config(args, seed, teacher)
-        if not cfg.train.teacher_cache_dir:  # one views pass for every seed
-            from kd_keras.config import Config, from_dict, to_dict
-
-            d = to_dict(cfg)
-            d["train"]["teacher_cache_dir"] = os.path.join(out_root, "teacher_cache")
-            cfg = from_dict(Config, d)
+        cfg = build_config(args, seed, teacher, out_root)
         run(cfg, TASKS[cfg.task](), out, overwrite=False, log=lambda *a: print(*a, flush=True),
             command="benchmarks/kd_methods.py " + " ".join(sys.argv[1:]))
     with open(done) as f:
@@ -239,7 +235,8 @@ def main(argv=None) -> int:
             raise ValueError(f"--seeds and --epochs must be >= 0, got {args.seeds} and {args.epochs}.")
         if args.teacher and not os.path.isfile(args.teacher):
             raise ValueError(f"--teacher {args.teacher!r} does not exist; give a trained .keras teacher or omit it.")
-        cfg = build_config(args, args.seeds[0], args.teacher)  # every mistake before anything trains
+        out_root = args.out or os.path.join("runs", f"kd_methods_{Path(args.config).stem}")
+        cfg = build_config(args, args.seeds[0], args.teacher, out_root)  # every mistake before anything trains
         from kd_keras.recipes.validate import validate
         from kd_keras.tasks import TASKS
 
@@ -248,7 +245,6 @@ def main(argv=None) -> int:
             raise ValueError(f"--config {args.config!r} is a {task.name} recipe; the methods benchmark "
                              f"compares classification methods.")
         cfg.data.resolved_path()
-        out_root = args.out or os.path.join("runs", f"kd_methods_{cfg.name}")
         validate(cfg, task, out_root)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -89,3 +89,15 @@ def make_mhist(root, n=8):
                     f"{'test' if k >= n - 3 else 'train'}")
     (root / "annotations.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def load_benchmark(name: str):
+    """Imports `benchmarks/<name>.py` as a module (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    from kd_keras.config import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,18 +1,13 @@
 """benchmarks/kd_methods.py: a one-seed, one-epoch smoke run on digits, its resume, and its bad input."""
 
-import importlib.util
 import json
 
 import pytest
-
-from kd_keras.config import REPO_ROOT
+from conftest import load_benchmark
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("kd_methods", REPO_ROOT / "benchmarks" / "kd_methods.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return load_benchmark("kd_methods")
 
 
 def test_methods_benchmark_smoke_run_on_digits(tmp_path, capsys):

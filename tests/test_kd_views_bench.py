@@ -1,18 +1,12 @@
 """benchmarks/kd_views.py runs end to end, resumes its accuracy runs and reuses its views pass; no timing asserted."""
 
-import importlib.util
 import json
 
-from conftest import train_digits_classifier
-
-from kd_keras.config import REPO_ROOT
+from conftest import load_benchmark, train_digits_classifier
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("kd_views", REPO_ROOT / "benchmarks" / "kd_views.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return load_benchmark("kd_views")
 
 
 def test_kd_views_benchmark_runs_resumes_and_reuses_its_pass(tmp_path, capsys):

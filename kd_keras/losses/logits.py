@@ -1,4 +1,4 @@
-"""Losses on the logits: Hinton KD, decoupled KD (both with optional logit standardization) and DIST."""
+"""Losses on the logits: Hinton KD, decoupled KD (both with optional logit standardization), DIST and MLKD."""
 
 from __future__ import annotations
 
