@@ -16,7 +16,7 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 MODES = ("imagenet", "tf", "caffe", "unit", "raw")
 
 
-def preprocess(inputs, image_size: int | None, mode: str, channels: int = 3):
+def preprocess(inputs, image_size: int | None, mode: str, channels: int = 3, caffe_mean=CAFFE_MEAN_BGR):
     """Applies grey-to-RGB, resize and normalisation to a raw 0-255 tensor.
 
     Args:
@@ -26,6 +26,8 @@ def preprocess(inputs, image_size: int | None, mode: str, channels: int = 3):
             mean-subtracted, as keras.applications ResNet), `"unit"`
             ([0, 1]) or `"raw"` (the network normalises itself).
         channels: channels the network expects.
+        caffe_mean: the BGR mean `"caffe"` mode subtracts (models trained in
+            Caffe differ in its last digits, e.g. HED's).
 
     Returns:
         The preprocessed symbolic tensor.
@@ -51,7 +53,7 @@ def preprocess(inputs, image_size: int | None, mode: str, channels: int = 3):
         # RGB -> BGR and mean subtraction as one fixed 1x1 convolution.
         conv = keras.layers.Conv2D(3, 1, trainable=False, name="caffe_bgr")
         x = conv(x)
-        conv.set_weights([np.eye(3, dtype="float32")[::-1].reshape(1, 1, 3, 3), -np.array(CAFFE_MEAN_BGR, "float32")])
+        conv.set_weights([np.eye(3, dtype="float32")[::-1].reshape(1, 1, 3, 3), -np.array(caffe_mean, "float32")])
     return x
 
 

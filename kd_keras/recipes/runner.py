@@ -24,6 +24,7 @@ from kd_keras import report
 from kd_keras.callbacks import AtomicBackupAndRestore, NaNGuard, TrainingDiverged, run_logs
 from kd_keras.config import Config, ModelConfig, find_file, to_dict
 from kd_keras.distiller import Distiller
+from kd_keras.models import pretrained_weights
 from kd_keras.precise_bn import PreciseBatchNorm
 from kd_keras.precision import as_float32
 from kd_keras.recipes.resume import Progress
@@ -187,6 +188,14 @@ class Runner:
 
     def _teacher(self):
         tc = self.cfg.teacher
+        if tc.weights in pretrained_weights(tc.model):
+            self.log(f"\n== teacher: {tc.model} with its published {tc.weights!r} weights")
+            model = self._new_model(tc, self.cfg.train.seed)
+            if not tc.finetune:
+                return model, None, f"published {tc.weights!r} weights"
+            seconds, _ = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
+                                   learning_rate=tc.learning_rate or None)
+            return model, seconds, f"fine-tuned from its {tc.weights!r} weights"
         if tc.weights and tc.weights != "imagenet":
             path = find_file(tc.weights)
             if path.exists():

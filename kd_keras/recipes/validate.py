@@ -6,6 +6,7 @@ from kd_keras.config import Config
 from kd_keras.export.converters import QUANTIZE
 from kd_keras.losses import create_loss
 from kd_keras.models import list_models
+from kd_keras.models.registry import check_pretrained
 from kd_keras.recipes.teacher_source import check_teacher_cache
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -31,6 +32,7 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
         if m.model not in known:
             what = f"{task.name} models" if task is not None else "models"
             raise ValueError(f"unknown {role} model {m.model!r}; registered {what}: {', '.join(known)}.")
+        check_pretrained(m.model, m.weights)
     if task is not None:
         try:
             task.hard_loss(cfg.train.hard_loss)
