@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from kd_keras.config import REPO_ROOT
+from kd_keras.config import REPO_ROOT, quote
 from kd_keras.models import create_model
 from kd_keras.recipes.cli import main
 
@@ -205,3 +205,17 @@ def test_precise_bn_recomputes_statistics_of_every_trained_model(tmp_path, capsy
         assert f"   {name}: BatchNorm statistics recomputed on 2 training batches (precise BN)" in out
     code, err = run_cli(capsys, "--smoke", "--set", "train.precise_bn_batches=-1", "--out", str(tmp_path / "bad"))
     assert code == 2 and "train.precise_bn_batches must be >= 0 (0: off), got -1." in err
+
+
+def test_teacher_file_of_another_architecture_or_class_count_is_one_line(tmp_path, capsys):
+    other_classes = tmp_path / "resnet20_3_classes.keras"
+    create_model("resnet20", 3, (8, 8, 1)).save(other_classes)
+    other_arch = tmp_path / "resnet56.keras"
+    create_model("resnet56", 10, (8, 8, 1)).save(other_arch)
+    for path in (other_classes, other_arch):
+        out = tmp_path / f"out_{path.stem}"  # a failed run still locks its folder (issue 16)
+        code, err = run_cli(capsys, "--smoke", "--set", f"teacher.weights={quote(str(path))}", "--out", str(out))
+        assert code == 2 and err.startswith("error: ") and "\n" not in err
+        assert f"weights file {str(path)!r} does not fit model 'resnet20'" in err
+        assert "use weights saved from the same architecture, num_classes and options" in err
+        assert not (out / "results.json").exists()

@@ -15,6 +15,7 @@ import fnmatch
 import importlib.util
 import inspect
 import os
+import warnings
 
 import keras
 
@@ -175,7 +176,9 @@ def load_weights(model: keras.Model, path: str) -> None:
     if not (path.endswith(".keras") or path.endswith(".weights.h5")):
         raise ValueError(f"weights file {path!r} must end in .keras or .weights.h5.")
     try:
-        model.load_weights(path)
+        with warnings.catch_warnings():  # Keras warns per unmatched layer before it raises; the error says it all
+            warnings.simplefilter("ignore", UserWarning)
+            model.load_weights(path)
     except Exception as e:
         raise ValueError(
             f"weights file {path!r} does not fit model {model.name!r} "
