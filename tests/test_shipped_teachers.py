@@ -1,0 +1,60 @@
+"""Every teacher shipped under saved_models/ loads and scores above a stated floor on the shared data.
+
+Each floor sits a little below the metric in the model card, measured on the
+same split with the recipe's protocol; a broken file, a swapped file or an
+input-pipeline change that hurts the teacher falls below it. Skipped when
+../shared/data is absent.
+"""
+
+
+import keras
+import numpy as np
+import pytest
+
+import kd_keras  # noqa: F401  (registers the custom layers)
+from kd_keras.config import REPO_ROOT
+from kd_keras.data.images import list_images, read_image
+from kd_keras.metrics.sr import psnr
+from kd_keras.tasks.super_resolution import SuperResolutionTask, downscale, modcrop
+
+SHARED = REPO_ROOT.parent / "shared" / "data"
+SAVED = REPO_ROOT / "saved_models"
+
+
+def cifar10_accuracy(model):
+    data = np.load(SHARED / "cifar10_small.npz")
+    logits = model.predict(data["x_test"].astype("float32"), batch_size=250, verbose=0)
+    return float(np.mean(logits.argmax(-1) == data["y_test"]))
+
+
+def set5_psnr(model):
+    task = SuperResolutionTask()
+    hrs = [modcrop(read_image(f), 2) for f in list_images(SHARED / "sr" / "Set5", "Set5")]
+    srs = task.super_resolve(model, [downscale(hr, 2).numpy() for hr in hrs])
+    return float(np.mean([psnr(sr, hr, 2) for sr, hr in zip(srs, hrs)]))
+
+
+# file -> (data it needs, scorer, floor, card's figure)
+TEACHERS = {
+    "cifar10_small_resnet56.keras": ("cifar10_small.npz", cifar10_accuracy, 0.77, "78.10% top-1"),
+}
+
+
+def test_every_shipped_teacher_has_a_floor_and_a_model_card():
+    files = sorted(p.name for p in SAVED.glob("*.keras"))
+    assert files, "no teacher shipped under saved_models/"
+    assert sorted(TEACHERS) == files
+    for name in files:
+        card = (SAVED / name).with_suffix(".md")
+        assert card.exists(), f"{name} has no model card"
+        assert TEACHERS[name][3] in card.read_text(), f"the card of {name} does not state {TEACHERS[name][3]}"
+        assert (SAVED / name).stat().st_size <= 25 * 2**20
+
+
+@pytest.mark.parametrize("name", sorted(TEACHERS))
+def test_shipped_teacher_scores_above_its_floor(name):
+    data, score, floor, _ = TEACHERS[name]
+    if not (SHARED / data).exists():
+        pytest.skip(f"shared data {data} not present (../shared/data)")
+    model = keras.saving.load_model(SAVED / name, compile=False)
+    assert score(model) > floor
