@@ -148,3 +148,17 @@ def test_bit_loads_a_tfhub_savedmodel_folder(tmp_path):
     assert np.isfinite(model(np.zeros((1, 32, 32, 3), "float32")).numpy()).all()
     with pytest.raises(ValueError, match="only BiT models load a TF-Hub SavedModel folder"):
         create_model("resnet18", 5, (32, 32, 3), weights=str(tmp_path / "bit_hub"))
+
+
+def test_bit_resnet_is_a_smaller_bit_and_checks_its_width():
+    model = create_model("bit_resnet", 10, (28, 28, 1))
+    assert model.count_params() == 3_503_018  # R26x0.5, against R50x1's 23.5 M
+    assert model.get_layer("block4_unit02_out").output.shape[-1] == 1024
+    assert model(np.zeros((2, 28, 28, 1), "float32")).shape == (2, 10)
+    deeper = create_model("bit_resnet", 10, (32, 32, 3), blocks=(1, 1, 1), width=1)
+    assert deeper.get_layer("block3_out").output.shape[-1] == 1024 and "block4_out" not in [
+        layer.name for layer in deeper.layers]
+    with pytest.raises(ValueError, match=r"bit_resnet width must make 256 \* width a multiple of 128"):
+        create_model("bit_resnet", 10, (32, 32, 3), width=0.3)
+    with pytest.raises(ValueError, match="bit_resnet blocks must be 1 to 4 positive unit counts"):
+        create_model("bit_resnet", 10, (32, 32, 3), blocks=(2, 0))

@@ -58,16 +58,16 @@ def _unit(x, filters: int, stride: int, name: str):
     return keras.layers.Add(name=f"{name}_out")([shortcut, y])
 
 
-def resnet_v2_gn_ws(num_classes, input_shape, blocks, width: int, name: str, image_size: int = 224):
+def resnet_v2_gn_ws(num_classes, input_shape, blocks, width: float, name: str, image_size: int = 224):
     inputs = image_input(input_shape)
     x = preprocess(inputs, image_size, "tf")
     x = keras.layers.ZeroPadding2D(3, name="root_pad")(x)
-    x = StdConv2D(64 * width, 7, strides=2, use_bias=False, name="root_conv")(x)
+    x = StdConv2D(int(64 * width), 7, strides=2, use_bias=False, name="root_conv")(x)
     x = keras.layers.ZeroPadding2D(1, name="root_pool_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="root_pool")(x)
     for stage, (n, f) in enumerate(zip(blocks, (256, 512, 1024, 2048)), start=1):
         for b in range(n):
-            x = _unit(x, f * width, 2 if (b == 0 and stage > 1) else 1, name=f"block{stage}_unit{b + 1:02d}")
+            x = _unit(x, int(f * width), 2 if (b == 0 and stage > 1) else 1, name=f"block{stage}_unit{b + 1:02d}")
         x = keras.layers.Identity(name=f"block{stage}_out")(x)
     x = keras.layers.ReLU(name="pre_head_relu")(_gn("pre_head_gn")(x))
     return keras.Model(inputs, classifier(x, num_classes), name=name)
@@ -84,6 +84,34 @@ def bit_m_r50x1(num_classes, input_shape, image_size=None):
     """
     size = image_size or default_size(input_shape, minimum=32)
     return resnet_v2_gn_ws(num_classes, input_shape, (3, 4, 6, 3), 1, "bit_m_r50x1", size)
+
+
+@register_model(role="teacher")
+def bit_resnet(num_classes, input_shape, blocks=(2, 2, 2, 2), width: float = 0.5, image_size=None):
+    """BiT's architecture (ResNetV2, GroupNorm, weight standardisation) at any depth and width.
+
+    No published weights: a smaller teacher of the BiT family, trained from
+    scratch where BiT-M R50x1 (94 MB, pretrained on ImageNet-21k) cannot be
+    downloaded or shipped. The defaults make an "R26x0.5": 2 units per stage,
+    half of R50x1's filters (3.5 M parameters with 10 classes).
+
+    Args:
+        blocks: bottleneck units per stage (R50: 3, 4, 6, 3).
+        width: filter multiplier of R50x1; stage widths must stay multiples
+            of 128 (GroupNorm's 32 groups of the bottleneck's quarter width).
+        image_size: side the network runs at (default: the input's, at least 32).
+
+    Reference:
+        Kolesnikov et al. Big Transfer (BiT): General Visual Representation
+        Learning. ECCV 2020. https://arxiv.org/abs/1912.11370
+    """
+    blocks = tuple(int(b) for b in blocks)
+    if not blocks or len(blocks) > 4 or min(blocks) < 1:
+        raise ValueError(f"bit_resnet blocks must be 1 to 4 positive unit counts, got {blocks!r}.")
+    if not width > 0 or (256 * width) % 128:
+        raise ValueError(f"bit_resnet width must make 256 * width a multiple of 128 (0.5, 1, 1.5, ...), got {width!r}.")
+    size = image_size or default_size(input_shape, minimum=32)
+    return resnet_v2_gn_ws(num_classes, input_shape, blocks, width, "bit_resnet", size)
 
 
 # TF-Hub BiT variable paths (bit_tf2 naming) -> kd_keras layer and weight.
