@@ -14,6 +14,7 @@ import pytest
 import kd_keras  # noqa: F401  (registers the custom layers)
 from kd_keras.config import REPO_ROOT
 from kd_keras.data.images import list_images, read_image
+from kd_keras.data.sources import load
 from kd_keras.metrics.sr import psnr
 from kd_keras.tasks.super_resolution import SuperResolutionTask, downscale, modcrop
 
@@ -21,10 +22,15 @@ SHARED = REPO_ROOT.parent / "shared" / "data"
 SAVED = REPO_ROOT / "saved_models"
 
 
-def cifar10_accuracy(model):
-    data = np.load(SHARED / "cifar10_small.npz")
-    logits = model.predict(data["x_test"].astype("float32"), batch_size=250, verbose=0)
-    return float(np.mean(logits.argmax(-1) == data["y_test"]))
+def top1_on_test(npz, image_size=None):
+    """Top-1 on the test split, read and resized by the recipes' own loader."""
+
+    def score(model):
+        splits = load("npz", str(SHARED / npz), image_size=image_size)
+        hits = [np.argmax(model.predict_on_batch(x), -1) == np.asarray(y) for x, y in splits.test.batch(250)]
+        return float(np.mean(np.concatenate(hits)))
+
+    return score
 
 
 def set5_psnr(model):
@@ -36,7 +42,9 @@ def set5_psnr(model):
 
 # file -> (data it needs, scorer, floor, card's figure)
 TEACHERS = {
-    "cifar10_small_resnet56.keras": ("cifar10_small.npz", cifar10_accuracy, 0.77, "78.10% top-1"),
+    "cifar10_small_resnet56.keras": ("cifar10_small.npz", top1_on_test("cifar10_small.npz"), 0.77, "78.10% top-1"),
+    "fashion_mnist_bit_mobilenetv3_bit_resnet.keras": (
+        "fashion_mnist_small.npz", top1_on_test("fashion_mnist_small.npz", 32), 0.875, "88.75% top-1"),
 }
 
 
