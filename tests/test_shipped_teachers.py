@@ -45,6 +45,7 @@ TEACHERS = {
     "cifar10_small_resnet56.keras": ("cifar10_small.npz", top1_on_test("cifar10_small.npz"), 0.77, "78.10% top-1"),
     "fashion_mnist_bit_mobilenetv3_bit_resnet.keras": (
         "fashion_mnist_small.npz", top1_on_test("fashion_mnist_small.npz", 32), 0.875, "88.75% top-1"),
+    "sr_t91_edsr_baseline.keras": ("sr", set5_psnr, 36.8, "Set5 36.94 dB"),
 }
 
 
