@@ -68,3 +68,11 @@ def test_edge_student_distils_logits_and_features_from_hed_in_one_step():
     logs = distiller.train_on_batch(x, y, return_dict=True)
     assert logs["distillation_loss"] > 0 and np.isfinite(logs["loss"]) and "pixel_f1" in logs
     assert all((a == w.numpy()).all() for a, w in zip(before, teacher.weights))  # the teacher stays frozen
+
+
+def test_fsrcnn_prelu_starts_leaky_not_as_a_dead_relu():
+    # Keras' PReLU starts at slope 0 (a ReLU); FSRCNN's starts at 0.25. With 0, a seed of the sr_t91
+    # recipe's KD student never left the bicubic output in 12 epochs (recipes/results/sr_t91_seed1_relu_start.md).
+    model = create_model("fsrcnn", scale=2)
+    slopes = [w for layer in model.layers if isinstance(layer, keras.layers.PReLU) for w in layer.get_weights()]
+    assert len(slopes) == 7 and all(np.allclose(s, 0.25) for s in slopes)

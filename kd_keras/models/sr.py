@@ -97,7 +97,7 @@ def fsrcnn(input_shape=(None, None, 3), scale: int = 2, d: int = 56, s: int = 12
     """FSRCNN's hourglass body with an ESPCN sub-pixel output layer.
 
     Feature extraction (5x5, d), shrinking (1x1, s), m mapping layers
-    (3x3, s), expanding (1x1, d), all PReLU, run at low resolution; a 3x3
+    (3x3, s), expanding (1x1, d), all PReLU (slope 0.25 at the start), run at low resolution; a 3x3
     convolution to `3 * scale^2` channels and a pixel shuffle produce the
     image. With `residual`, the network predicts the difference to the
     bicubic upscaling (as VDSR), which trains much faster on a CPU budget.
@@ -115,7 +115,10 @@ def fsrcnn(input_shape=(None, None, 3), scale: int = 2, d: int = 56, s: int = 12
 
     def conv(x, filters, kernel, name):
         x = keras.layers.Conv2D(filters, kernel, padding="same", name=f"{name}_conv")(x)
-        return keras.layers.PReLU(shared_axes=[1, 2], name=f"{name}_out")(x)
+        # Slope 0.25 at the start, as FSRCNN's PReLU (He et al. 2015; PyTorch's default). Keras' default,
+        # 0, starts as a ReLU: a 12-channel hourglass of seven of them can start dead and stay at bicubic.
+        return keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25), shared_axes=[1, 2],
+                                  name=f"{name}_out")(x)
 
     x = conv(x, d, 5, "extract")
     x = conv(x, s, 1, "shrink")
