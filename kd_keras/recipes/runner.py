@@ -190,22 +190,12 @@ class Runner:
         tc = self.cfg.teacher
         if tc.weights in pretrained_weights(tc.model):
             self.log(f"\n== teacher: {tc.model} with its published {tc.weights!r} weights")
-            model = self._new_model(tc, self.cfg.train.seed)
-            if not tc.finetune:
-                return model, None, f"published {tc.weights!r} weights"
-            seconds, _ = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
-                                   learning_rate=tc.learning_rate or None)
-            return model, seconds, f"fine-tuned from its {tc.weights!r} weights"
+            return self._loaded_teacher(self._new_model(tc, self.cfg.train.seed), f"its published {tc.weights!r} weights")
         if tc.weights and tc.weights != "imagenet":
             path = find_file(tc.weights)
             if path.exists():
                 self.log(f"\n== teacher: loading {tc.model} from {path}")
-                model = self._new_model(tc, self.cfg.train.seed, weights=str(path))
-                if not tc.finetune:
-                    return model, None, f"loaded from {tc.weights}"
-                seconds, _ = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
-                                       learning_rate=tc.learning_rate or None)
-                return model, seconds, f"fine-tuned from {tc.weights}"
+                return self._loaded_teacher(self._new_model(tc, self.cfg.train.seed, weights=str(path)), tc.weights)
             if not tc.train_if_missing:
                 raise FileNotFoundError(
                     f"teacher weights {tc.weights!r} do not exist; fix teacher.weights, or set "
@@ -218,6 +208,15 @@ class Runner:
         seconds, _ = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
                                learning_rate=tc.learning_rate or None)
         return model, seconds, "trained by this run"
+
+    def _loaded_teacher(self, model, source: str):
+        """A loaded teacher as it is, or fine-tuned on the data when `teacher.finetune` says so."""
+        tc = self.cfg.teacher
+        if not tc.finetune:
+            return model, None, f"loaded from {source}"
+        seconds, _ = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
+                               learning_rate=tc.learning_rate or None)
+        return model, seconds, f"fine-tuned from {source}"
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
