@@ -107,3 +107,16 @@ def test_recipe_loads_the_published_teacher_instead_of_training_it(tmp_path, cap
     teacher = json.loads((out / "results.json").read_text())["models"][0]
     assert teacher["arch"] == "hed_vgg16" and teacher["train_seconds"] is None
     assert teacher["source"] == "loaded from its published 'bsds500' weights"
+
+
+def test_named_weights_on_another_model_are_refused_before_any_data(tmp_path, capsys):
+    from kd_keras.recipes.cli import main
+
+    out = tmp_path / "out"
+    code = main("edge_detection", str(REPO_ROOT / "recipes" / "bsds500.toml"),
+                ["--set", "teacher.model=hed", "--data", str(tmp_path / "no_such_folder"), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err == ("error: teacher weights 'bsds500' do not exist; fix teacher.weights, or set "
+                   "teacher.train_if_missing=true to train the teacher.")  # not the missing data folder
+    assert not out.exists()

@@ -29,7 +29,7 @@ from kd_keras.precise_bn import PreciseBatchNorm
 from kd_keras.precision import as_float32
 from kd_keras.recipes.resume import Progress
 from kd_keras.recipes.teacher_source import TeacherSource
-from kd_keras.recipes.validate import validate
+from kd_keras.recipes.validate import check_teacher_weights, validate
 
 RESULT_FILES = ("results.json", "results.md")
 
@@ -103,6 +103,7 @@ class Runner:
         self.command, self.export = command, export
         check_out_dir(out_dir, overwrite)
         self.plans = validate(cfg, task, out_dir)
+        check_teacher_weights(cfg)
         self.strategy = make_strategy(cfg.train.strategy)  # before any TensorFlow op: multi-worker needs it first
         self.out_dir = worker_out_dir(out_dir, self.strategy)
         if self.out_dir != out_dir:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from kd_keras.config import Config
+from kd_keras.config import Config, find_file
 from kd_keras.export.converters import QUANTIZE
 from kd_keras.losses import create_loss
 from kd_keras.models import list_models
-from kd_keras.models.registry import check_pretrained
+from kd_keras.models.registry import check_pretrained, pretrained_weights
 from kd_keras.recipes.teacher_source import check_teacher_cache
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -114,3 +114,17 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
                 raise ValueError(f"{where}.losses.{j}: {e}") from None
         plans.append((d, losses))
     return plans
+
+
+def check_teacher_weights(cfg: Config) -> None:
+    """Refuses a teacher file that is not on this machine (and will not be trained), before any data loads.
+
+    Apart from `validate`: a recipe stays valid without the file, which the user supplies (e.g. BiT-M).
+    """
+    tc = cfg.teacher
+    named = pretrained_weights(tc.model)
+    if (tc.weights and tc.weights != "imagenet" and tc.weights not in named and not tc.train_if_missing
+            and not find_file(tc.weights).exists()):
+        hint = f" or one of {tc.model}'s named weights ({', '.join(named)})" if named else ""
+        raise FileNotFoundError(f"teacher weights {tc.weights!r} do not exist; fix teacher.weights{hint}, or set "
+                                f"teacher.train_if_missing=true to train the teacher.")
