@@ -162,3 +162,15 @@ def test_bit_resnet_is_a_smaller_bit_and_checks_its_width():
         create_model("bit_resnet", 10, (32, 32, 3), width=0.3)
     with pytest.raises(ValueError, match="bit_resnet blocks must be 1 to 4 positive unit counts"):
         create_model("bit_resnet", 10, (32, 32, 3), blocks=(2, 0))
+
+
+def test_basic_resnet_width_scales_every_stage_and_is_checked():
+    half = create_model("resnet34", 10, (64, 64, 3), width=0.5, small_input=False)
+    assert half.count_params() == 5_338_858  # ResNet-34 x0.5: the Tiny ImageNet subset's teacher
+    assert [half.get_layer(f"stage{i}_out").output.shape[-1] for i in (1, 2, 3, 4)] == [32, 64, 128, 256]
+    assert half.get_layer("stem_conv").kernel.shape == (7, 7, 3, 32)
+    full = create_model("resnet18", 10, (64, 64, 3), small_input=False)
+    assert full.count_params() == 11_191_242  # the default is still ResNet-18
+    assert half(np.zeros((2, 64, 64, 3), "float32")).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"ResNet width must be in \(0, 4\], got 0"):
+        create_model("resnet18", 10, (64, 64, 3), width=0)

@@ -25,11 +25,14 @@ def _basic_block(x, filters: int, stride: int, name: str):
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
 
-def basic_resnet(num_classes, input_shape, blocks, name, image_size=None, small_input=None, dropout=0.0):
+def basic_resnet(num_classes, input_shape, blocks, name, image_size=None, small_input=None, dropout=0.0,
+                 width: float = 1.0):
     """ResNet with basic blocks (He et al. 2016), raw 0-255 input.
 
     Args:
         blocks: blocks per stage, e.g. (2, 2, 2, 2) for ResNet-18.
+        width: multiplies every layer's filters (64/128/256/512 at 1.0);
+            0.5 gives a quarter of the parameters.
         image_size: side the network runs at (default: the input's side).
         small_input: use a 3x3 stride-1 stem without max-pool, the usual
             CIFAR adaptation; default: when `image_size` <= 64 (and not
@@ -37,19 +40,22 @@ def basic_resnet(num_classes, input_shape, blocks, name, image_size=None, small_
 
     Stage outputs are named `stage{1..4}_out` for feature losses.
     """
+    if not 0 < width <= 4:
+        raise ValueError(f"ResNet width must be in (0, 4], got {width!r}.")
+    stem, widths = max(8, round(64 * width)), [max(8, round(f * width)) for f in (64, 128, 256, 512)]
     size = image_size or default_size(input_shape)
     small = (size is not None and size <= 64) if small_input is None else bool(small_input)
     inputs = image_input(input_shape)
     x = preprocess(inputs, size, "imagenet")
     if small:
-        x = keras.layers.Conv2D(64, 3, padding="same", use_bias=False, name="stem_conv")(x)
+        x = keras.layers.Conv2D(stem, 3, padding="same", use_bias=False, name="stem_conv")(x)
     else:
-        x = keras.layers.Conv2D(64, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+        x = keras.layers.Conv2D(stem, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = keras.layers.BatchNormalization(**_BN, name="stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     if not small:
         x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
-    for stage, (n, filters) in enumerate(zip(blocks, (64, 128, 256, 512)), start=1):
+    for stage, (n, filters) in enumerate(zip(blocks, widths), start=1):
         for b in range(n):
             stride = 2 if (b == 0 and stage > 1) else 1
             x = _basic_block(x, filters, stride, name=f"stage{stage}_block{b + 1}")
@@ -58,15 +64,15 @@ def basic_resnet(num_classes, input_shape, blocks, name, image_size=None, small_
 
 
 @register_model(role="teacher")
-def resnet18(num_classes, input_shape, image_size=None, small_input=None, dropout=0.0):
+def resnet18(num_classes, input_shape, image_size=None, small_input=None, dropout=0.0, width: float = 1.0):
     """ResNet-18 (He et al., Deep Residual Learning, CVPR 2016), built here."""
-    return basic_resnet(num_classes, input_shape, (2, 2, 2, 2), "resnet18", image_size, small_input, dropout)
+    return basic_resnet(num_classes, input_shape, (2, 2, 2, 2), "resnet18", image_size, small_input, dropout, width)
 
 
 @register_model(role="teacher")
-def resnet34(num_classes, input_shape, image_size=None, small_input=None, dropout=0.0):
+def resnet34(num_classes, input_shape, image_size=None, small_input=None, dropout=0.0, width: float = 1.0):
     """ResNet-34 (He et al., CVPR 2016), built here."""
-    return basic_resnet(num_classes, input_shape, (3, 4, 6, 3), "resnet34", image_size, small_input, dropout)
+    return basic_resnet(num_classes, input_shape, (3, 4, 6, 3), "resnet34", image_size, small_input, dropout, width)
 
 
 def _keras_app(app, name, num_classes, input_shape, weights, image_size, mode, dropout=0.0, minimum=32,
