@@ -21,11 +21,11 @@ SHARED = REPO_ROOT.parent / "shared" / "data"
 SAVED = REPO_ROOT / "saved_models"
 
 
-def top1_on_test(npz, image_size=None):
+def top1_on_test(data, image_size=None, source="npz"):
     """Top-1 on the test split, read and resized by the recipes' own loader."""
 
     def score(model):
-        splits = load("npz", str(SHARED / npz), image_size=image_size)
+        splits = load(source, str(SHARED / data), image_size=image_size)
         hits = [np.argmax(model.predict_on_batch(x), -1) == np.asarray(y) for x, y in splits.test.batch(250)]
         return float(np.mean(np.concatenate(hits)))
 
@@ -45,6 +45,8 @@ TEACHERS = {
         "fashion_mnist_small.npz", top1_on_test("fashion_mnist_small.npz", 32), 0.875, "88.75% top-1"),
     "sr_t91_edsr_baseline.keras": ("sr", set5_psnr, 36.8, "Set5 36.94 dB"),
     "mnist_kd_mlp_teacher.keras": ("mnist_small.npz", top1_on_test("mnist_small.npz"), 0.978, "98.20% top-1"),
+    "tiny_imagenet_resnet50_resnet34.keras": (
+        "tiny_imagenet_subset", top1_on_test("tiny_imagenet_subset", source="tiny_imagenet"), 0.75, "77.40% top-1"),
 }
 
 
