@@ -109,6 +109,17 @@ def test_mismatched_weights_file_is_explained(tmp_path):
         create_model("small_cnn", 5, (16, 16, 3), weights=path)
 
 
+def test_weights_of_a_network_run_at_another_size_are_refused(tmp_path):
+    path = str(tmp_path / "at48.keras")
+    create_model("resnet18", 10, (32, 32, 3), width=0.125, small_input=False, image_size=48).save(path)
+    with pytest.raises(ValueError, match=r"runs at 48x48 px, but model 'resnet18' runs at 32x32; set image_size=48"):
+        create_model("resnet18", 10, (32, 32, 3), width=0.125, small_input=False, weights=path)
+    with pytest.raises(ValueError, match=r"runs at 48x48 px, but model 'resnet18' runs at 64x64; set image_size=48"):
+        create_model("resnet18", 10, (64, 64, 3), width=0.125, small_input=False, weights=path)
+    same = create_model("resnet18", 10, (24, 24, 3), width=0.125, small_input=False, image_size=48, weights=path)
+    assert same.get_layer("resize").get_config()["height"] == 48  # another input size, same network: loads
+
+
 def _hub_name(layer: str, index: int) -> str:
     """The bit_tf2 / TF-Hub variable path of one of our BiT weights (inverse of the loader's table)."""
     gn = "gamma" if index == 0 else "beta"

@@ -208,10 +208,17 @@ def test_precise_bn_recomputes_statistics_of_every_trained_model(tmp_path, capsy
 
 
 def test_teacher_file_of_another_architecture_or_class_count_is_one_line(tmp_path, capsys):
-    other_classes = tmp_path / "resnet20_3_classes.keras"
-    create_model("resnet20", 3, (8, 8, 1)).save(other_classes)
+    other_classes = tmp_path / "resnet20_3_classes.keras"  # run at 16 px, as digits.toml's teacher
+    create_model("resnet20", 3, (8, 8, 1), image_size=16).save(other_classes)
     other_arch = tmp_path / "resnet56.keras"
-    create_model("resnet56", 10, (8, 8, 1)).save(other_arch)
+    create_model("resnet56", 10, (8, 8, 1), image_size=16).save(other_arch)
+    other_size = tmp_path / "resnet20_at_8px.keras"
+    create_model("resnet20", 10, (8, 8, 1)).save(other_size)
+    out = tmp_path / "out_other_size"
+    code, err = run_cli(capsys, "--smoke", "--set", f"teacher.weights={quote(str(other_size))}", "--out", str(out))
+    assert code == 2 and err.startswith("error: ") and "\n" not in err
+    assert (f"weights file {str(other_size)!r} was saved from a network that runs at 8x8 px, but model 'resnet20' "
+            "runs at 16x16; set image_size=8 in its options.") in err
     for path in (other_classes, other_arch):
         out = tmp_path / f"out_{path.stem}"  # a failed run still locks its folder (issue 16)
         code, err = run_cli(capsys, "--smoke", "--set", f"teacher.weights={quote(str(path))}", "--out", str(out))

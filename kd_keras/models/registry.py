@@ -14,8 +14,10 @@ from __future__ import annotations
 import fnmatch
 import importlib.util
 import inspect
+import json
 import os
 import warnings
+import zipfile
 
 import keras
 
@@ -175,6 +177,8 @@ def load_weights(model: keras.Model, path: str) -> None:
         return
     if not (path.endswith(".keras") or path.endswith(".weights.h5")):
         raise ValueError(f"weights file {path!r} must end in .keras or .weights.h5.")
+    if path.endswith(".keras"):
+        _check_run_size(model, path)
     try:
         with warnings.catch_warnings():  # Keras warns per unmatched layer before it raises; the error says it all
             warnings.simplefilter("ignore", UserWarning)
@@ -185,3 +189,35 @@ def load_weights(model: keras.Model, path: str) -> None:
             f"({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
             f"use weights saved from the same architecture, num_classes and options."
         ) from None
+
+
+def _run_size(layers: list, input_shape) -> tuple | None:
+    """The (height, width) a network runs at: its in-graph `resize`, else its input's (None: unknown)."""
+    for layer in layers:
+        if layer.get("class_name") == "Resizing" and layer.get("config", {}).get("name") == "resize":
+            return layer["config"]["height"], layer["config"]["width"]
+    size = tuple(input_shape[1:3]) if input_shape and len(input_shape) == 4 else None
+    return size if size and None not in size else None
+
+
+def _check_run_size(model: keras.Model, path: str) -> None:
+    """Refuses a `.keras` file saved from a network that runs at another size than `model`.
+
+    The in-graph resize has no weights, so `load_weights` would take such a file without complaint and the
+    model would run the weights at a size they were not trained at.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            saved = json.loads(archive.read("config.json")).get("config", {})
+        layers = saved.get("layers", [])
+        inputs = [layer["config"].get("batch_shape") for layer in layers if layer.get("class_name") == "InputLayer"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return  # not a readable Keras archive: load_weights says so
+    theirs = _run_size(layers, inputs[0] if len(inputs) == 1 else None)
+    ours = _run_size([{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers],
+                     model.input_shape if not isinstance(model.input_shape, list) else None)
+    if theirs and ours and theirs != ours:
+        raise ValueError(
+            f"weights file {path!r} was saved from a network that runs at {theirs[0]}x{theirs[1]} px, but model "
+            f"{model.name!r} runs at {ours[0]}x{ours[1]}; set image_size={theirs[0]} in its options."
+        )

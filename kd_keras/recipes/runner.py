@@ -197,11 +197,7 @@ class Runner:
             if path.exists():
                 self.log(f"\n== teacher: loading {tc.model} from {path}")
                 return self._loaded_teacher(self._new_model(tc, self.cfg.train.seed, weights=str(path)), tc.weights)
-            if not tc.train_if_missing:
-                raise FileNotFoundError(
-                    f"teacher weights {tc.weights!r} do not exist; fix teacher.weights, or set "
-                    f"teacher.train_if_missing=true to train the teacher."
-                )
+            check_teacher_weights(self.cfg)  # checked before the data; again in case the file went since
             self.log(f"\n== teacher weights {tc.weights} not found: training the teacher")
             model = self._new_model(tc, self.cfg.train.seed + 1, weights="")
         else:
