@@ -11,6 +11,7 @@ from kd_keras.models import create_model, list_models, register_model  # noqa: E
 from kd_keras.precise_bn import PreciseBatchNorm, recalibrate_batchnorm  # noqa: E402
 from kd_keras.precision import as_float32  # noqa: E402
 from kd_keras.teacher_cache import TeacherOutputCache, teacher_fingerprint  # noqa: E402
+from kd_keras.teacher_maps import TeacherMapsCache  # noqa: E402
 from kd_keras.teacher_views import TeacherViewsCache  # noqa: E402
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ __all__ = [
     "recalibrate_batchnorm",
     "register_loss",
     "register_model",
+    "TeacherMapsCache",
     "TeacherOutputCache",
     "TeacherViewsCache",
     "teacher_fingerprint",

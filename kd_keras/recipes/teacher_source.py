@@ -8,8 +8,11 @@ batches. Its choice follows `train.teacher_cache` and the recipe's inputs:
 - random augmentation that can be replayed (crop, flip, translation,
   MixUp, CutMix): K stored views per image with the teacher's outputs
   (`kd_keras.TeacherViewsCache`);
-- anything else (RandAugment, dense random crops, "off"): the teacher runs
-  live, and the reason is reported.
+- random crops of a dense task whose teacher outputs a map aligned with its
+  input (edge detection): the teacher's map of each whole training image,
+  cropped with it (`kd_keras.TeacherMapsCache`);
+- anything else (RandAugment, "off", feature losses on dense crops): the
+  teacher runs live, and the reason is reported.
 
 One cache serves every KD student of a run that reads the same teacher
 layers; a disk copy serves later runs.
@@ -21,6 +24,7 @@ import os
 import tempfile
 
 from kd_keras.teacher_cache import FINAL, STORAGES, TeacherOutputCache, teacher_fingerprint
+from kd_keras.teacher_maps import TeacherMapsCache
 from kd_keras.teacher_views import TeacherViewsCache
 
 MODES = ("off", "views", *STORAGES)
@@ -46,7 +50,7 @@ def check_teacher_cache(cfg, task, out_dir: str) -> None:
     if task is None:
         return
     random = task.random_inputs(cfg.data)
-    if t.teacher_cache in ("memory", "disk") and random:
+    if t.teacher_cache in ("memory", "disk") and random and task.maps_blocker(cfg.data):
         raise ValueError(f"train.teacher_cache = {t.teacher_cache!r} needs fixed training inputs, but this recipe "
                          f"trains on {random}; set train.teacher_cache = \"views\" or \"auto\" (stored augmented "
                          f"views where they can be replayed, else a live teacher).")
@@ -81,7 +85,7 @@ class TeacherSource:
         self.cfg, self.task, self.splits, self.log = cfg, task, splits, log
         t = cfg.train
         self.directory = t.teacher_cache_dir or os.path.join(out_dir, "teacher_cache")
-        self.outputs_cache, self.views_caches = None, {}
+        self.outputs_cache, self.views_caches, self.maps_cache = None, {}, None
 
     def train_data(self, distiller, default_ds, data=None):
         """`(dataset, how, info)`: the batches, a sentence on the teacher's source, and the cache's record.
@@ -98,9 +102,33 @@ class TeacherSource:
             return self._fixed(distiller, data)
         blocker = self.task.replay_blocker(data)
         if blocker:
-            return default_ds, f"teacher runs live: the inputs change every epoch ({random}) and {blocker}", \
-                {"mode": "live"}
+            why = f"teacher runs live: the inputs change every epoch ({random}) and {blocker}"
+            features = [name for name in distiller.teacher_layers if name != FINAL]
+            if self.task.maps_blocker(data):
+                return default_ds, why, {"mode": "live"}
+            if features:
+                return default_ds, (f"{why}; whole-image teacher maps store the final output only, not "
+                                    f"{', '.join(features)}"), {"mode": "live"}
+            return self._maps(distiller, data)
         return self._views(distiller, default_ds, random, data)
+
+    def _maps(self, distiller, data):
+        t = self.cfg.train
+        if self.maps_cache is None:
+            storage = t.teacher_cache if t.teacher_cache in STORAGES else "auto"
+            self.maps_cache = TeacherMapsCache(None, "", storage=storage, directory=self.directory,
+                                               max_memory_mb=t.teacher_cache_memory_mb, log=self.log)
+        cache = self.maps_cache
+        cache.extract = distiller.teacher_outputs
+        cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
+        maps = cache.maps(self.task.map_images(self.splits))
+        train, _, _ = self.task.pipelines(self.splits, data, t.seed, teacher_maps=maps)
+        last = cache.last
+        where = "in memory" if last["mode"] == "memory" else "on disk"
+        when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"
+        how = (f"teacher maps of the {last['examples']} whole training images, cropped, flipped and rotated with "
+               f"them ({when}, outside the training time; {last['bytes'] / 2**20:.1f} MB {where})")
+        return train, how, {**{k: v for k, v in last.items() if k != "path"}, "mode": "maps", "storage": last["mode"]}
 
     def _fixed(self, distiller, data):
         t = self.cfg.train

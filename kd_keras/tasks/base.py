@@ -43,8 +43,9 @@ class Task:
         """Why the training inputs change from epoch to epoch, or "" if they are fixed per example.
 
         With fixed inputs the runner caches the teacher's outputs
-        (`kd_keras.teacher_cache`); otherwise the teacher runs live. Dense
-        tasks train on random crops, so their teacher always runs live.
+        (`kd_keras.teacher_cache`). Dense tasks train on random crops: their
+        teacher runs once per whole image where `maps_blocker` allows it,
+        else live.
         """
         return "random crops"
 
@@ -56,6 +57,19 @@ class Task:
         the teacher's outputs; otherwise the teacher runs live.
         """
         return "random crops of dense tasks are not stored as views"
+
+    def maps_blocker(self, data_cfg) -> str:
+        """Why the teacher cannot run once per whole training image instead ("" if it can).
+
+        Where it can (a dense teacher whose output is a map aligned with its
+        input), `kd_keras.teacher_maps` stores each whole image's map, and
+        `pipelines(..., teacher_maps=...)` crops it with the image.
+        """
+        return f"{self.name} has no whole-image teacher maps"
+
+    def map_images(self, splits) -> list:
+        """The whole training images the teacher maps are computed on, aligned with `pipelines`' examples."""
+        raise NotImplementedError(f"{self.name} has no whole-image teacher maps.")
 
     def train_examples(self, splits, data_cfg):
         """The unbatched training examples in a fixed order, as `pipelines` reads them (fixed inputs only)."""

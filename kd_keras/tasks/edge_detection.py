@@ -9,14 +9,21 @@ from kd_keras.data.edges import load_bsds, load_synthetic
 from kd_keras.data.images import DenseSplits
 from kd_keras.metrics.edges import PixelF1, boundary_scores
 from kd_keras.tasks.base import Task, center_crops, random_crops, single_image_forward
+from kd_keras.teacher_cache import FINAL
 
 DEFAULT_PATCH = 96
 
 
-def _image_and_label(example) -> np.ndarray:
-    """Image and label as one uint8 HxWx4 array, so that crops and flips treat them alike."""
+def _image_and_label(example, teacher_map=None) -> np.ndarray:
+    """Image, label (and the teacher's map) as one HxWxC array, so that crops and flips treat them alike.
+
+    uint8 without a map; float16 with one (0-255 integers are exact in it).
+    """
     _, image, label, _ = example
-    return np.concatenate([image, np.round(label * 255).astype(np.uint8)[..., None]], axis=-1)
+    parts = [image, np.round(label * 255).astype(np.uint8)[..., None]]
+    if teacher_map is None:
+        return np.concatenate(parts, axis=-1)
+    return np.concatenate([p.astype(np.float16) for p in parts] + [teacher_map.astype(np.float16)], axis=-1)
 
 
 class EdgeDetectionTask(Task):
@@ -57,15 +64,36 @@ class EdgeDetectionTask(Task):
     def samples_per_epoch(self, splits, data_cfg) -> int:
         return splits.num_train * max(1, data_cfg.repeats)
 
-    def pipelines(self, splits, cfg, seed: int):
+    def maps_blocker(self, data_cfg) -> str:
+        return ""
+
+    def map_images(self, splits) -> list:
+        return [e[1] for e in splits.train]
+
+    def pipelines(self, splits, cfg, seed: int, teacher_maps=None):
+        """Returns (train, val, test): batched random training crops, centre-cropped validation, test examples.
+
+        Args:
+            teacher_maps: the teacher's map of each whole training image
+                (`kd_keras.TeacherMapsCache.maps`, aligned with
+                `map_images`); training batches are then
+                `(images, labels, {"final_output": maps})`, each map cropped,
+                flipped and rotated with its image.
+        """
         patch = cfg.patch_size or DEFAULT_PATCH
-        stacked = [_image_and_label(e) for e in splits.train]
+        maps = teacher_maps if teacher_maps is not None else [None] * len(splits.train)
+        stacked = [_image_and_label(e, m) for e, m in zip(splits.train, maps)]
 
         def split(crop):
             crop = tf.cast(crop, tf.float32)
-            return crop[..., :3], crop[..., 3:] / 255.0
+            return crop[..., :3], crop[..., 3:4] / 255.0
 
-        train = (random_crops(stacked, patch, max(1, cfg.repeats), cfg.augment.flip).map(split)
+        def split_with_map(crop):
+            crop = tf.cast(crop, tf.float32)
+            return crop[..., :3], crop[..., 3:4] / 255.0, {FINAL: crop[..., 4:]}
+
+        train = (random_crops(stacked, patch, max(1, cfg.repeats), cfg.augment.flip)
+                 .map(split if teacher_maps is None else split_with_map)
                  .batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE))
         val = None
         if splits.val:

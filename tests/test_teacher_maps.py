@@ -1,0 +1,126 @@
+"""Whole-image teacher maps for dense tasks: computed once, cropped with the image, reused from disk."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kd_keras import Distiller, TeacherMapsCache
+from kd_keras.config import REPO_ROOT, load_config
+from kd_keras.data.edges import load_synthetic
+from kd_keras.losses import EdgeKDLoss, FitNetsLoss
+from kd_keras.models import create_model
+from kd_keras.recipes.teacher_source import TeacherSource
+from kd_keras.tasks.edge_detection import EdgeDetectionTask
+from kd_keras.teacher_cache import FINAL, teacher_fingerprint
+
+EDGES = REPO_ROOT / "recipes" / "edges_synthetic.toml"
+
+
+def dense_pair(seed=0):
+    keras.utils.set_random_seed(seed)
+    teacher = create_model("edge_unet", input_shape=(None, None, 3), widths=(8, 16, 32, 64))
+    student = create_model("edge_unet", input_shape=(None, None, 3), widths=(4, 8, 8, 16))
+    return Distiller(student=student, teacher=teacher, losses=[EdgeKDLoss()]), teacher
+
+
+def images(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (24 + 4 * i, 32 - 4 * i, 3)).astype(np.uint8) for i in range(n)]
+
+
+def make_cache(d, teacher, **kw):
+    return TeacherMapsCache(d.teacher_outputs, teacher_fingerprint(teacher, d.teacher_layers), log=lambda m: None,
+                            **kw)
+
+
+def test_maps_are_the_teachers_whole_image_outputs_in_order():
+    d, teacher = dense_pair()
+    ims = images()
+    maps = make_cache(d, teacher, storage="memory").maps(ims)
+    assert [m.shape for m in maps] == [(*im.shape[:2], 1) for im in ims] and maps[0].dtype == np.float16
+    for im, m in zip(ims, maps):
+        expected = np.asarray(teacher(im[None].astype(np.float32), training=False))[0]
+        np.testing.assert_allclose(m.astype(np.float32), expected, rtol=2e-3, atol=2e-3)
+
+
+def test_disk_maps_are_reused_and_a_changed_image_or_teacher_gets_a_new_key(tmp_path):
+    d, teacher = dense_pair()
+    ims = images()
+    first = make_cache(d, teacher, storage="disk", directory=str(tmp_path))
+    maps = first.maps(ims)
+    assert first.last["computed"] and first.last["mode"] == "disk" and len(list(tmp_path.glob("*.npz"))) == 1
+    again = make_cache(d, teacher, storage="disk", directory=str(tmp_path))  # a new process: from disk
+    reused = again.maps(ims)
+    assert not again.last["computed"] and again.last["key"] == first.last["key"]
+    assert all(np.array_equal(a, b) for a, b in zip(maps, reused))
+    changed = [im.copy() for im in ims]
+    changed[1][0, 0, 0] ^= 1
+    again.maps(changed)
+    assert again.last["computed"] and again.last["key"] != first.last["key"]
+    d2, teacher2 = dense_pair(seed=1)
+    other = make_cache(d2, teacher2, storage="disk", directory=str(tmp_path))
+    other.maps(ims)
+    assert other.last["computed"] and len(list(tmp_path.glob("*.npz"))) == 3
+
+
+def test_a_teacher_whose_map_is_not_the_input_size_is_refused():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 3))
+    strided = keras.Model(inputs, keras.layers.Conv2D(1, 3, strides=2, padding="same")(inputs))
+    student = create_model("edge_unet", input_shape=(None, None, 3), widths=(4, 8, 8, 16))
+    d = Distiller(student=student, teacher=strided, losses=[EdgeKDLoss()])
+    with pytest.raises(ValueError, match=r"output map the size of the input.*train.teacher_cache = \"off\""):
+        make_cache(d, strided).maps(images(1))
+
+
+def test_edge_crops_carry_their_part_of_the_map_through_flips_and_rotations():
+    """Maps equal to each image's red channel: after any crop, flip or rotation the map still equals it."""
+    task = EdgeDetectionTask()
+    splits = load_synthetic(6, 2, 2, 48, seed=0)
+    cfg = load_config(EDGES, ["data.patch_size=24", "data.repeats=3", "data.batch_size=4"]).data
+    maps = [e[1][..., :1].astype(np.float16) for e in splits.train]
+    train, val, _ = task.pipelines(splits, cfg, 0, teacher_maps=maps)
+    batches = list(train)
+    assert sum(len(b[0]) for b in batches) == 18
+    turned = 0
+    for x, y, t in batches:
+        assert set(t) == {FINAL} and t[FINAL].shape == (*x.shape[:3], 1) and y.shape == (*x.shape[:3], 1)
+        np.testing.assert_array_equal(t[FINAL].numpy(), x[..., :1].numpy())
+        turned += int(np.any(x[..., 0].numpy() != tf.transpose(x[..., 0], (0, 2, 1)).numpy()))
+    assert turned and len(next(iter(val))) == 2  # validation batches have no teacher maps
+
+
+def test_runner_uses_maps_for_the_final_output_and_a_live_teacher_for_features():
+    task = EdgeDetectionTask()
+    cfg = load_config(EDGES, ["data.limit=4", "data.patch_size=24"])
+    splits = task.load(cfg.data, 0)
+    source = TeacherSource(cfg, task, splits, "/nonexistent", log=lambda m: None)
+    d, _ = dense_pair()
+    ds, how, info = source.train_data(d, None)
+    assert info["mode"] == "maps" and info["examples"] == splits.num_train and how.startswith("teacher maps of the")
+    x, _, t = next(iter(ds))
+    assert t[FINAL].shape == (*x.shape[:3], 1)
+    keras.utils.set_random_seed(0)
+    teacher = create_model("edge_unet", input_shape=(None, None, 3))
+    student = create_model("edge_unet", input_shape=(None, None, 3))
+    name = "enc2_out"
+    feat = Distiller(student=student, teacher=teacher, losses=[FitNetsLoss(name, name)])
+    live, how, info = source.train_data(feat, "the default batches")
+    assert live == "the default batches" and info == {"mode": "live"}
+    assert how.endswith(f"whole-image teacher maps store the final output only, not {name}")
+
+
+def test_edge_recipe_reports_the_maps_in_results(tmp_path, capsys):
+    from kd_keras.recipes.cli import main
+
+    out = tmp_path / "run"
+    code = main("edge_detection", str(EDGES),
+                ["--smoke", "--set", "train.teacher_cache=\"disk\"", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    kd = next(m for m in json.loads((out / "results.json").read_text())["models"] if m["role"] == "kd")
+    assert kd["kd"]["teacher_cache"]["mode"] == "maps" and kd["kd"]["teacher_cache"]["storage"] == "disk"
+    assert "cropped, flipped and rotated with them (computed in one pass of" in kd["kd"]["teacher_outputs"]
+    assert list((out / "teacher_cache").glob("teacher_maps_*.npz"))
