@@ -28,6 +28,7 @@ from kd_keras.models import pretrained_weights
 from kd_keras.precise_bn import PreciseBatchNorm
 from kd_keras.precision import as_float32
 from kd_keras.recipes.resume import Progress
+from kd_keras.recipes.scores import evaluate_stored
 from kd_keras.recipes.teacher_source import TeacherSource
 from kd_keras.recipes.validate import check_teacher_weights, validate
 
@@ -280,7 +281,11 @@ class Runner:
 
     def _row(self, name, role, model, seconds, kd, source=None) -> dict:
         size = self.saved.get(name) or save_model(model, os.path.join(self.out_dir, f"{name}.keras"))
-        metrics = self.task.evaluate(model, self.test_ds, self.cfg.report)
+        if role == "teacher" and (source or "").startswith("loaded from") and self.cfg.train.teacher_cache != "off":
+            folder = self.cfg.train.teacher_cache_dir or os.path.join(self.out_dir, "teacher_cache")
+            metrics = evaluate_stored(self.task, model, self.test_ds, self.cfg.report, folder, self.log)
+        else:
+            metrics = self.task.evaluate(model, self.test_ds, self.cfg.report)
         self.trained[name] = model
         row = {"name": name, "role": role, "arch": model.name, "params": int(model.count_params()),
                "size_bytes": size, "file": f"{name}.keras", **metrics, "train_seconds": seconds, "kd": kd}
