@@ -126,7 +126,7 @@ def measure(args) -> dict:
     else:
         keras.utils.set_random_seed(1)
         teacher = create_model(args.teacher_model, classes, shape)
-        trainer = Distiller(teacher)
+        trainer = Distiller(student=teacher)
         trainer.compile(keras.optimizers.Adam(args.learning_rate), ce)
         print(f"training the teacher ({args.teacher_model}, {args.teacher_epochs} epochs)")
         trainer.fit(train, epochs=args.teacher_epochs, verbose=0)
@@ -156,13 +156,13 @@ def measure(args) -> dict:
             s.compile(optimizer(), ce, metrics=metrics())
             return s, s, pipeline(splits.train, True)
         if variant == "baseline":
-            d = Distiller(s)
+            d = Distiller(student=s)
         elif variant == "keras KD live":
             d = keras.distillation.Distiller(
                 teacher, s, keras.distillation.LogitsDistillation(args.temperature, loss=keras.losses.KLDivergence()),
                 student_loss_weight=0.5)
         else:
-            d = Distiller(s, teacher, [KDLoss(args.temperature)], student_loss_weight=0.5)
+            d = Distiller(teacher, s, [KDLoss(args.temperature)], student_loss_weight=0.5)
         d.compile(optimizer(), ce, metrics=metrics())
         if variant != "KD cached":
             return d, s, pipeline(splits.train, True)

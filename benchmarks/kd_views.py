@@ -129,9 +129,9 @@ class Bench:
         s = self.student(seed)
         steps = -(-self.splits.num_train // self.cfg.data.batch_size)
         if variant == "baseline":
-            d = Distiller(s)
+            d = Distiller(student=s)
         else:
-            d = Distiller(s, self.teacher, self.loss(), [l.weight for l in self.kd.losses], self.kd.student_loss_weight)
+            d = Distiller(self.teacher, s, self.loss(), [l.weight for l in self.kd.losses], self.kd.student_loss_weight)
         d.compile(make_optimizer(self.cfg.train, self.cfg.train.learning_rate, epochs, steps),
                   self.task.hard_loss(self.cfg.train.hard_loss), metrics=self.task.metrics())
         data = self.train_data(variant, d, seed)

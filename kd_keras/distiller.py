@@ -10,7 +10,8 @@ from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
 from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
-from kd_keras.losses import DistillLoss, create_loss
+from kd_keras.distiller_args import check_same_outputs, checked_arguments, symbolic
+from kd_keras.losses import DistillLoss
 
 FINAL = "final_output"
 
@@ -29,8 +30,15 @@ class Distiller(keras.distillation.Distiller):
     and no losses, the same loop trains the no-teacher baseline: only the
     loss differs.
 
-    This builds on `keras.distillation.Distiller` (its input checks, its
-    multi-layer feature extractors, `call`) and changes what kd_keras needs:
+    It is a drop-in for `keras.distillation.Distiller`: the same
+    arguments (`teacher`, `student`, `distillation_losses` as one loss or a
+    list, `distillation_loss_weights`, `student_loss_weight`), the same
+    logged metrics (`total_loss`, `student_loss`, `distillation_loss`, and
+    Keras' `loss`), the same `get_config` keys; Keras' own losses
+    (`LogitsDistillation`, `FeatureDistillation`) work in it, and its
+    losses work in Keras' class. Teachers and students may be Functional,
+    Sequential or subclassed models; losses that read layers by name need
+    Functional or Sequential ones. kd_keras changes what it needs:
 
     - the student runs once per step, also when feature losses need its
       intermediate maps (Keras' `compute_loss` runs it twice then);
@@ -38,25 +46,31 @@ class Distiller(keras.distillation.Distiller):
       so a cache can replace the teacher forward pass; `teacher_outputs` is
       the teacher's logits, or a dict with `"final_output"` and one entry per
       teacher layer a feature loss reads;
-    - losses receive the labels (DKD needs the target class);
+    - losses receive the labels (DKD needs the target class), and may be
+      given by registered name (`"kd"`);
     - the hard-label loss is the compiled loss, so `sample_weight`-free
       `compile(loss=...)`, loss scaling and tf.distribute work as usual;
-    - `evaluate()` measures the student alone, without running the teacher;
-    - a teacher is optional (baseline) and losses may own trainable layers
-      (the FitNets adapter), which train with the student but are not part
-      of it: `distiller.student` saves and exports alone.
+    - `evaluate()` measures the student alone, without running the teacher
+      (its `total_loss` is the student's loss);
+    - a teacher is optional (`teacher=None`: the baseline) and losses may
+      own trainable layers (the FitNets adapter), which train with the
+      student but are not part of it: `distiller.student` saves and exports
+      alone.
 
     The teacher is frozen and always runs in inference mode (BatchNorm on
     its moving statistics, dropout off). Augmentation belongs in the input
     pipeline, so teacher and student see the same augmented batch.
 
     Args:
+        teacher: a trained `keras.Model` with the student's input and output
+            shapes, or `None` for the baseline. It comes first, as in Keras.
         student: the `keras.Model` to train. It outputs logits.
-        teacher: a trained `keras.Model` with the same input and output
-            shapes, or `None` for the baseline.
-        losses: distillation losses: `DistillLoss` instances or registered
-            names (`"kd"`). Empty for the baseline.
-        loss_weights: one weight >= 0 per loss; default 1.0 each.
+        distillation_losses: one distillation loss or a list of them:
+            `DistillLoss` instances, Keras' `DistillationLoss` instances, or
+            registered names (`"kd"`). None for the baseline. (`losses=` is
+            its older spelling, still accepted.)
+        distillation_loss_weights: one weight >= 0 per loss; default 1.0
+            each. (`loss_weights=` is its older spelling.)
         student_loss_weight: weight of the hard-label loss, in [0, 1].
             Default 0.5 with a teacher, and 1.0 (required) without; 0
             trains on the teacher's outputs alone (function matching).
@@ -66,11 +80,12 @@ class Distiller(keras.distillation.Distiller):
         name: model name.
 
     Example:
-        >>> distiller = Distiller(student, teacher, losses=[KDLoss(4.0)])
+        >>> distiller = Distiller(teacher=teacher, student=student, distillation_losses=KDLoss(4.0))
         >>> distiller.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True),
         ...                   metrics=["categorical_accuracy"])
         >>> distiller.fit(train_ds, epochs=5)
         >>> distiller.student.save("student.keras")
+        >>> baseline = Distiller(teacher=None, student=other_student)  # the same loop, no teacher
 
     Reference:
         Hinton, Vinyals, Dean. Distilling the Knowledge in a Neural Network.
@@ -79,57 +94,25 @@ class Distiller(keras.distillation.Distiller):
 
     def __init__(
         self,
-        student: keras.Model,
         teacher: keras.Model | None = None,
-        losses: Sequence[DistillLoss | str] = (),
-        loss_weights: Sequence[float] | None = None,
+        student: keras.Model | None = None,
+        distillation_losses: DistillLoss | str | Sequence[DistillLoss | str] | None = None,
+        distillation_loss_weights: Sequence[float] | None = None,
         student_loss_weight: float | None = None,
         distill_warmup_steps: int = 0,
         name: str = "distiller",
+        *,
+        losses: Sequence[DistillLoss | str] | None = None,
+        loss_weights: Sequence[float] | None = None,
         **kwargs,
     ):
         # keras.distillation.Distiller.__init__ requires a teacher and at
         # least one loss; the baseline has neither, so initialise the Model
         # directly and reuse the parent's helpers below.
         keras.Model.__init__(self, name=name, **kwargs)
-        if not isinstance(student, keras.Model):
-            raise ValueError(f"student must be a keras.Model, got {type(student).__name__}.")
-        if teacher is not None and not isinstance(teacher, keras.Model):
-            raise ValueError(f"teacher must be a keras.Model or None, got {type(teacher).__name__}.")
-        losses = [create_loss(l, kind="distill") if isinstance(l, str) else l for l in (losses or ())]
-        for loss in losses:
-            if not isinstance(loss, keras.distillation.DistillationLoss):
-                raise ValueError(f"losses must be DistillLoss objects or registered names, got {loss!r}.")
-
-        if student_loss_weight is None:
-            student_loss_weight = 0.5 if teacher is not None else 1.0
-        if isinstance(student_loss_weight, bool) or not isinstance(student_loss_weight, (int, float)):
-            raise ValueError(f"student_loss_weight must be a number in [0, 1], got {student_loss_weight!r}.")
-        if not 0.0 <= student_loss_weight <= 1.0:
-            raise ValueError(f"student_loss_weight must be between 0.0 and 1.0, got {student_loss_weight}.")
-        if teacher is None and student_loss_weight == 0.0:
-            raise ValueError("student_loss_weight=0 trains the student on the teacher's outputs alone, but no teacher "
-                             "was given; pass a teacher, or student_loss_weight=1.0 for the baseline.")
-        if teacher is None and (losses or student_loss_weight != 1.0):
-            raise ValueError(
-                "a distiller without a teacher trains the baseline: pass no losses and "
-                f"student_loss_weight=1.0 (got {len(losses)} loss(es), student_loss_weight={student_loss_weight})."
-            )
-        if teacher is not None and not losses:
-            raise ValueError("a teacher was given but no distillation losses; pass losses=['kd'] or drop the teacher.")
-
-        if loss_weights is None:
-            loss_weights = [1.0] * len(losses)
-        loss_weights = [float(w) for w in loss_weights]
-        if len(loss_weights) != len(losses):
-            raise ValueError(f"loss_weights has {len(loss_weights)} entries for {len(losses)} losses; give one per loss.")
-        for w in loss_weights:
-            if not w >= 0.0:
-                raise ValueError(f"each loss weight must be >= 0, got {w}.")
-        if isinstance(distill_warmup_steps, bool) or not isinstance(distill_warmup_steps, int) \
-                or distill_warmup_steps < 0:
-            raise ValueError(f"distill_warmup_steps must be an integer >= 0 (0: off), got {distill_warmup_steps!r}.")
-
+        losses, loss_weights, student_loss_weight = checked_arguments(
+            teacher, student, distillation_losses, distillation_loss_weights, student_loss_weight,
+            distill_warmup_steps, losses, loss_weights)
         self.student = student
         self.teacher = teacher
         self.student_loss_weight = float(student_loss_weight)
@@ -138,11 +121,12 @@ class Distiller(keras.distillation.Distiller):
         self.distill_warmup_steps = distill_warmup_steps
 
         if teacher is not None:
-            _check_same_outputs(teacher, student)
-            self._validate_input_compatibility(teacher, student)
+            check_same_outputs(teacher, student)
+            if symbolic(teacher, "inputs") is not None and symbolic(student, "inputs") is not None:
+                self._validate_input_compatibility(teacher, student)
+            self._check_layer_names()
             for loss in losses:
                 loss.validate_model_compatibility(teacher, student)
-            self._check_layer_names()
             teacher.trainable = False
         self._create_multi_feature_extractors()
         for loss in losses:
@@ -158,6 +142,7 @@ class Distiller(keras.distillation.Distiller):
         self.built = True
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
+        self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
 
     # ------------------------------------------------------------------ setup
     def _check_layer_names(self):
@@ -166,6 +151,12 @@ class Distiller(keras.distillation.Distiller):
                                        ("student", self.student, getattr(loss, "student_layer_name", None))):
                 if layer is None:
                     continue
+                if symbolic(model, "outputs") is None:
+                    raise ValueError(
+                        f"{type(loss).__name__} reads layer {layer!r} of the {role} {model.name!r}, a model whose "
+                        f"layers have no symbolic outputs (a subclassed model); build the {role} as a Functional or "
+                        f"Sequential model, or use a logit loss such as \"kd\"."
+                    )
                 names = [l.name for l in model.layers]
                 if layer not in names:
                     hint = [n for n in names if "conv" in n or "block" in n or "stage" in n][-6:]
@@ -179,7 +170,8 @@ class Distiller(keras.distillation.Distiller):
         if model is None:
             return None
         if layer_name is None:
-            return tuple(model.outputs[0].shape)
+            outputs = symbolic(model, "outputs")
+            return tuple(outputs[0].shape) if outputs else None  # None: a subclassed or unbuilt model
         return tuple(model.get_layer(layer_name).output.shape)
 
     @property
@@ -302,6 +294,7 @@ class Distiller(keras.distillation.Distiller):
         total = alpha * ops.cast(student_loss, "float32") + (1.0 - alpha) * distill
         self.student_loss_tracker.update_state(unscale_loss_for_distribution(student_loss))
         self.distillation_loss_tracker.update_state(unscale_loss_for_distribution(distill))
+        self.total_loss_tracker.update_state(unscale_loss_for_distribution(total))
         return total
 
     def train_step(self, data):
@@ -323,6 +316,7 @@ class Distiller(keras.distillation.Distiller):
         loss = self._student_loss(y, y_pred, sample_weight)
         self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=_batch_size(x))
         self.student_loss_tracker.update_state(unscale_loss_for_distribution(loss))
+        self.total_loss_tracker.update_state(unscale_loss_for_distribution(loss))  # the student alone, as `loss`
         logs = self.compute_metrics(x, y, y_pred)
         logs.pop("distillation_loss", None)  # evaluate() measures the student alone
         return self._multi_worker_logs(logs)
@@ -344,8 +338,7 @@ class Distiller(keras.distillation.Distiller):
                 and strategy.extended._in_multi_worker_mode())
 
     def reset_metrics(self):
-        # The parent also resets a `total_loss` tracker, which this class
-        # replaces by Keras' own `loss` metric.
+        # keras.Model resets every tracked metric, the three loss trackers included.
         keras.Model.reset_metrics(self)
 
     # ----------------------------------------------------------- serialising
@@ -354,8 +347,8 @@ class Distiller(keras.distillation.Distiller):
             "name": self.name,
             "student": keras.saving.serialize_keras_object(self.student),
             "teacher": None if self.teacher is None else keras.saving.serialize_keras_object(self.teacher),
-            "losses": [keras.saving.serialize_keras_object(l) for l in self.distillation_losses],
-            "loss_weights": list(self.distillation_loss_weights),
+            "distillation_losses": [keras.saving.serialize_keras_object(l) for l in self.distillation_losses],
+            "distillation_loss_weights": list(self.distillation_loss_weights),
             "student_loss_weight": self.student_loss_weight,
             "distill_warmup_steps": self.distill_warmup_steps,
         }
@@ -366,7 +359,11 @@ class Distiller(keras.distillation.Distiller):
         config["student"] = keras.saving.deserialize_keras_object(config["student"])
         if config.get("teacher") is not None:
             config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"])
-        config["losses"] = [keras.saving.deserialize_keras_object(l) for l in config.get("losses", [])]
+        for old, new in (("losses", "distillation_losses"), ("loss_weights", "distillation_loss_weights")):
+            if old in config:  # configs saved before the parent's names were adopted
+                config[new] = config.pop(old)
+        config["distillation_losses"] = [keras.saving.deserialize_keras_object(l)
+                                         for l in config.get("distillation_losses") or []]
         return cls(**config)
 
 
@@ -383,17 +380,3 @@ def warmup_factor(step, warmup_steps: int):
 
 def _batch_size(x):
     return tf.shape(next(t for t in keras.tree.flatten(x) if t is not None))[0]
-
-
-def _check_same_outputs(teacher: keras.Model, student: keras.Model):
-    t = teacher.outputs[0].shape if teacher.outputs else None
-    s = student.outputs[0].shape if student.outputs else None
-    if t is None or s is None:
-        return
-    if len(t) != len(s) or any(a is not None and b is not None and a != b for a, b in zip(t, s)):
-        what = "classes" if len(t) == 2 and len(s) == 2 else "output shape"
-        tv, sv = (t[-1], s[-1]) if what == "classes" else (tuple(t), tuple(s))
-        raise ValueError(
-            f"teacher and student outputs do not match: teacher {teacher.name!r} has {tv} {what}, "
-            f"student {student.name!r} has {sv}; build both with the same num_classes."
-        )

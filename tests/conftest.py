@@ -46,7 +46,7 @@ def train_digits_classifier(path, epochs=6):
     y = np.eye(10, dtype="float32")[[b for _, b in splits.train.as_numpy_iterator()]]
     keras.utils.set_random_seed(0)
     model = create_model("small_cnn", 10, (8, 8, 1), widths=(8, 16))
-    distiller = Distiller(model)
+    distiller = Distiller(student=model)
     distiller.compile(keras.optimizers.Adam(3e-3), keras.losses.CategoricalCrossentropy(from_logits=True))
     distiller.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
     model.save(path)

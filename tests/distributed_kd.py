@@ -42,7 +42,7 @@ def run(strategy):
     with strategy.scope():
         teacher = tiny_classifier(name="t", filters=8, bn=False)
         student = tiny_classifier(name="s", bn=False)
-        d = Distiller(student, teacher, [KDLoss(2.0)], student_loss_weight=0.5)
+        d = Distiller(teacher, student, [KDLoss(2.0)], student_loss_weight=0.5)
         d.compile(keras.optimizers.SGD(0.1), keras.losses.CategoricalCrossentropy(from_logits=True))
     h = d.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=2, verbose=0, shuffle=False)
     return {"history": h.history, "weights": [w.tolist() for w in student.get_weights()]}

@@ -27,7 +27,7 @@ class Poison(keras.callbacks.Callback):
 def test_nan_guard_restores_last_good_epoch(toy_data):
     x, y = toy_data
     student = tiny_classifier(name="s")
-    d = Distiller(student)
+    d = Distiller(student=student)
     d.compile(keras.optimizers.SGD(0.01), keras.losses.CategoricalCrossentropy(from_logits=True))
     snapshots = []
     record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, l: snapshots.append(student.get_weights()))
@@ -44,7 +44,7 @@ def test_nan_guard_restores_last_good_epoch(toy_data):
 def test_nan_guard_names_the_epoch_and_step(toy_data):
     x, y = toy_data
     student = tiny_classifier(name="s")
-    d = Distiller(student)
+    d = Distiller(student=student)
     d.compile(keras.optimizers.SGD(0.01), keras.losses.CategoricalCrossentropy(from_logits=True))
     guard = NaNGuard(student.weights)
     d.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[Poison(student.get_layer("logits"), 1, 2), guard])
@@ -78,7 +78,7 @@ def test_backup_is_written_atomically(toy_data, tmp_path, monkeypatch):
 
     x, y = toy_data
     student = tiny_classifier(name="s")
-    d = Distiller(student)
+    d = Distiller(student=student)
     d.compile(keras.optimizers.SGD(0.01), keras.losses.CategoricalCrossentropy(from_logits=True))
     backup = AtomicBackupAndRestore(str(tmp_path / "b"), delete_checkpoint=False)
     d.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[backup])

@@ -57,7 +57,7 @@ def test_edge_student_distils_logits_and_features_from_hed_in_one_step():
 
     teacher = create_model("hed", backbone="resnet18")
     student = create_model("edge_unet", widths=(4, 8))
-    distiller = Distiller(student, teacher, [create_loss("edge_kd", temperature=2.0),
+    distiller = Distiller(teacher, student, [create_loss("edge_kd", temperature=2.0),
                                              create_loss("fitnets", teacher_layer="stage1_out",
                                                          student_layer="enc2_out")], loss_weights=[1.0, 0.5])
     distiller.compile("adam", create_loss("balanced_bce", kind="supervised"), metrics=[PixelF1()])

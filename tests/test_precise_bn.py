@@ -45,7 +45,7 @@ def test_callback_recalibrates_the_distillers_student_and_fixes_lagging_statisti
     x = np.random.default_rng(1).normal(5.0, 2.0, (64, 4, 4, 2)).astype("float32")
     y = keras.utils.to_categorical(np.arange(64) % 5, 5)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    distiller = kd_keras.Distiller(student)
+    distiller = kd_keras.Distiller(student=student)
     distiller.compile(keras.optimizers.SGD(0.0), keras.losses.CategoricalCrossentropy(from_logits=True))
     # lr 0: only the statistics can change. With momentum 0.999 four steps leave bn1 near its start (0).
     distiller.fit(ds, epochs=1, verbose=0)

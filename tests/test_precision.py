@@ -20,7 +20,7 @@ def train(x, y, policy="float32", jit_compile=False, epochs=3):
         keras.utils.set_random_seed(1)
         teacher = tiny_classifier(name="teacher", filters=8)
         student = tiny_classifier(name="student")
-        d = Distiller(student, teacher, [KDLoss(3.0), FitNetsLoss("feat", "feat")], loss_weights=[1.0, 0.5])
+        d = Distiller(teacher, student, [KDLoss(3.0), FitNetsLoss("feat", "feat")], loss_weights=[1.0, 0.5])
         d.compile(keras.optimizers.SGD(0.05), CE, jit_compile=jit_compile)
         history = d.fit(x, y, batch_size=16, epochs=epochs, shuffle=False, verbose=0).history
         info = {"output": keras.backend.standardize_dtype(student(x[:2]).dtype),

@@ -110,7 +110,7 @@ def test_recipe_is_valid_and_its_models_fit_together(recipe):
     teacher = task.create_model(cfg.teacher, splits, weights="")
     for d, losses in plans:
         student = task.create_model(ModelConfig(**d.student) if d.student else cfg.student, splits, weights="")
-        Distiller(student, teacher, losses, [l.weight for l in d.losses], d.student_loss_weight)
+        Distiller(teacher, student, losses, [l.weight for l in d.losses], d.student_loss_weight)
 
 
 @pytest.mark.parametrize("recipe", list(_params(RECIPES)))

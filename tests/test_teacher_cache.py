@@ -27,7 +27,7 @@ def distiller_pair(seed=2, losses=None):
     keras.utils.set_random_seed(seed)
     teacher = tiny_classifier(name="teacher", filters=8)
     student = tiny_classifier(name="student")
-    return Distiller(student, teacher, losses or [KDLoss(3.0)]), teacher, student
+    return Distiller(teacher, student, losses or [KDLoss(3.0)]), teacher, student
 
 
 def make_cache(d, teacher, **kw):

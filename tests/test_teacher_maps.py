@@ -23,7 +23,7 @@ def dense_pair(seed=0):
     keras.utils.set_random_seed(seed)
     teacher = create_model("edge_unet", input_shape=(None, None, 3), widths=(8, 16, 32, 64))
     student = create_model("edge_unet", input_shape=(None, None, 3), widths=(4, 8, 8, 16))
-    return Distiller(student=student, teacher=teacher, losses=[EdgeKDLoss()]), teacher
+    return Distiller(student=student, teacher=teacher, distillation_losses=[EdgeKDLoss()]), teacher
 
 
 def images(n=3, seed=0):
@@ -71,7 +71,7 @@ def test_a_teacher_whose_map_is_not_the_input_size_is_refused():
     inputs = keras.Input((None, None, 3))
     strided = keras.Model(inputs, keras.layers.Conv2D(1, 3, strides=2, padding="same")(inputs))
     student = create_model("edge_unet", input_shape=(None, None, 3), widths=(4, 8, 8, 16))
-    d = Distiller(student=student, teacher=strided, losses=[EdgeKDLoss()])
+    d = Distiller(student=student, teacher=strided, distillation_losses=[EdgeKDLoss()])
     with pytest.raises(ValueError, match=r"output map the size of the input.*train.teacher_cache = \"off\""):
         make_cache(d, strided).maps(images(1))
 
@@ -107,7 +107,7 @@ def test_runner_uses_maps_for_the_final_output_and_a_live_teacher_for_features()
     teacher = create_model("edge_unet", input_shape=(None, None, 3))
     student = create_model("edge_unet", input_shape=(None, None, 3))
     name = "enc2_out"
-    feat = Distiller(student=student, teacher=teacher, losses=[FitNetsLoss(name, name)])
+    feat = Distiller(student=student, teacher=teacher, distillation_losses=[FitNetsLoss(name, name)])
     live, how, info = source.train_data(feat, "the default batches")
     assert live == "the default batches" and info == {"mode": "live"}
     assert how.endswith(f"whole-image teacher maps store the final output only, not {name}")

@@ -40,7 +40,7 @@ def models(seed=1):
     keras.utils.set_random_seed(seed)
     teacher = tiny_classifier(name="teacher", filters=8)
     student = tiny_classifier(name="student")
-    return Distiller(student, teacher, [KDLoss(3.0)]), teacher, student
+    return Distiller(teacher, student, [KDLoss(3.0)]), teacher, student
 
 
 def views_cache(d, teacher, aug, seen=None, **kw):

@@ -118,7 +118,7 @@ class Runner:
              student_loss_weight=None, epochs=None, learning_rate=None, warmup_epochs=0, data=None):
         t = self.cfg.train
         epochs = epochs or t.epochs
-        distiller = Distiller(student, teacher, losses, loss_weights, student_loss_weight,
+        distiller = Distiller(teacher, student, losses, loss_weights, student_loss_weight,
                               distill_warmup_steps=warmup_epochs * self.steps, name=f"{name}_distiller")
         distiller.compile(optimizer=make_optimizer(t, learning_rate or t.learning_rate, epochs, self.steps),
                           loss=self.task.hard_loss(t.hard_loss), metrics=self.task.metrics(),
