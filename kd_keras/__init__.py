@@ -5,6 +5,11 @@ import os as _os
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from kd_keras import quiet as _quiet  # noqa: E402
+
+if _quiet.wanted():  # a kd_keras command line: filter TensorFlow's start-up lines before it is imported
+    _quiet.install()
+
 from kd_keras.distiller import Distiller  # noqa: E402
 from kd_keras.losses import DistillLoss, create_loss, list_losses, register_loss  # noqa: E402
 from kd_keras.models import create_model, list_models, register_model  # noqa: E402

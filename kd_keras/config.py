@@ -24,6 +24,9 @@ from kd_keras.data.augment import AugmentConfig
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+# Data sources that read data.path (--data); the others (digits, tfds, shapes, skimage) take none.
+PATH_SOURCES = ("npz", "folder", "bsds", "tiny_imagenet", "mhist")
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where the images come from and how they are batched.
@@ -80,7 +83,7 @@ class DataConfig:
             return self.path
         if self.path_env and os.environ.get(self.path_env):
             return os.environ[self.path_env]
-        if self.source in ("npz", "folder", "bsds", "tiny_imagenet", "mhist"):
+        if self.source in PATH_SOURCES:
             hint = f"set ${self.path_env} or " if self.path_env else ""
             raise ValueError(f"data.path is empty for source {self.source!r}; {hint}pass --data PATH.")
         return ""

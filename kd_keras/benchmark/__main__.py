@@ -19,6 +19,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="DATASPEC", help=f"the test data ({EXAMPLES})")
     p.add_argument("--out", default="runs/benchmark", help="output dir (default runs/benchmark)")
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's start-up and tf.function retracing messages (hidden by default)")
     p.add_argument("--threads", type=int, default=2, help="runtime threads (2)")
     p.add_argument("--runs", type=int, default=50, help="timed batch-1 runs per model, >= 50 (50)")
     p.add_argument("--warmup", type=int, default=10, help="untimed runs first (10)")

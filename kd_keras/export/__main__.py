@@ -23,6 +23,8 @@ def parser() -> argparse.ArgumentParser:
                         f"default: the task's embedded data")
     p.add_argument("--out", required=True, help="the .tflite/.onnx file or SavedModel folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's start-up and tf.function retracing messages (hidden by default)")
     p.add_argument("--io-type", default="float", help="tflite int8: float (default), int8 or uint8 input/output")
     p.add_argument("--calibration-samples", type=int, default=200, help="int8 representative samples (200)")
     p.add_argument("--parity-samples", type=int, default=200, help="test samples of the parity check (200)")

@@ -28,6 +28,8 @@ def parser(task: str, default_config: str, predict: bool = False) -> argparse.Ar
     p.add_argument("--smoke", action="store_true",
                    help="shrink the run to seconds (1 epoch, 256 examples); a --set still wins")
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's start-up and tf.function retracing messages (hidden by default)")
     p.add_argument("--export", action="store_true",
                    help="after training, export the teacher (fp32) and the KD students (fp32, int8) to TFLite, check "
                         "parity, and add their measured rows to the results")

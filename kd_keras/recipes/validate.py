@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kd_keras.config import Config, find_file
+from kd_keras.config import PATH_SOURCES, Config, find_file
 from kd_keras.export.converters import QUANTIZE
 from kd_keras.losses import create_loss
 from kd_keras.models import list_models
@@ -27,6 +27,12 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
     Returns:
         One `(DistillConfig, [loss objects])` pair per KD student.
     """
+    d = cfg.data
+    if d.path and d.source not in PATH_SOURCES:
+        readers = [s for s in (task.sources if task is not None else PATH_SOURCES) if s in PATH_SOURCES]
+        raise ValueError(f"--data / data.path {d.path!r} would be ignored: this recipe's data.source {d.source!r} "
+                         f"reads no path; add --set data.source=\"{readers[0]}\" (sources that read it: "
+                         f"{', '.join(readers)}) or drop --data.")
     known = list_models(task=task.name if task is not None else None)
     for role, m in (("teacher", cfg.teacher), ("student", cfg.student)):
         if m.model not in known:
