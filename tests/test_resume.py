@@ -67,5 +67,36 @@ def test_an_interrupted_run_of_another_config_is_refused(tmp_path, capsys):
     (out / ".progress" / "config.json").write_text(json.dumps({"name": "another recipe"}))
     code, err = run_cli(capsys, "--smoke", "--out", str(out))
     assert code == 2 and len(err.splitlines()) == 1
-    assert "holds an interrupted run of another config" in err and "--overwrite to start afresh" in err
+    assert "holds an interrupted run of another config (it differs in " in err and "finished: nothing yet" in err
+    assert "to discard it, pass --overwrite; to keep it, choose another --out." in err
     assert os.listdir(out) == [".progress"]  # nothing was trained or written
+
+
+def test_a_user_error_leaves_no_interrupted_run_and_the_fixed_command_proceeds(tmp_path, capsys):
+    from test_recipe import run_cli
+
+    out = tmp_path / "run"
+    code, err = run_cli(capsys, "--smoke", "--set", 'data.source="npz"', "--data", str(tmp_path / "missing.npz"),
+                        "--out", str(out))
+    assert code == 2 and "does not exist" in err
+    assert not out.exists()  # the folder this run made is gone, with no .progress in it
+    keep = tmp_path / "kept"
+    (keep / "notes").mkdir(parents=True)
+    (keep / "notes" / "mine.txt").write_text("the user's")
+    code, err = run_cli(capsys, "--smoke", "--set", "student.options={ nope = 1 }", "--out", str(keep))
+    assert code == 2 and "nope" in err
+    assert sorted(p.name for p in keep.rglob("*")) == ["mine.txt", "notes"]  # an existing folder keeps its files
+    code, err = run_cli(capsys, "--smoke", "--out", str(out))  # the corrected command
+    assert code == 0, err
+    assert (out / "results.json").exists() and not (out / ".progress").exists()
+
+
+def test_a_bad_student_option_fails_before_the_teacher_trains(tmp_path, capsys):
+    from test_recipe import run_cli
+
+    out = tmp_path / "run"
+    code, err = run_cli(capsys, "--smoke", "--set", "student.options={ widths = [4, 8, -1] }", "--out", str(out))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("error: student: 'small_cnn' with options {'widths': [4, 8, -1]} cannot be built: ")
+    assert err.endswith("; fix student.options.")
+    assert not out.exists()  # nothing trained, nothing written

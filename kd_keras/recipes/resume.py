@@ -46,9 +46,13 @@ class Progress:
             with open(meta) as f:
                 held = json.load(f)
             if held != json.loads(json.dumps(config)):
+                keys = differing_keys(held, json.loads(json.dumps(config)))
+                finished = [n for n in self._names() if self.done(n) is not None]
                 raise ValueError(
-                    f"output dir {out_dir!r} holds an interrupted run of another config; run the same command "
-                    f"to resume it, pass --overwrite to start afresh, or choose another --out."
+                    f"output dir {out_dir!r} holds an interrupted run of another config (it differs in "
+                    f"{', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}; finished: "
+                    f"{', '.join(finished) or 'nothing yet'}): to resume that run, give its settings again; to "
+                    f"discard it, pass --overwrite; to keep it, choose another --out."
                 )
 
     def start(self) -> list[str]:
@@ -79,7 +83,23 @@ class Progress:
     def backup_dir(self, name: str) -> str:
         return os.path.join(self.backup_root, name)
 
+    def finished(self) -> list[str]:
+        """The models this folder holds as finished (for this run or an earlier one)."""
+        if not self.enabled or not os.path.isdir(self.folder):
+            return []
+        return [n for n in self._names() if self.done(n) is not None]
+
     def clear(self) -> None:
         """Forgets the progress and backups (after the results are written, or on --overwrite)."""
         shutil.rmtree(self.folder, ignore_errors=True)
         shutil.rmtree(self.backup_root, ignore_errors=True)
+
+
+def differing_keys(a, b, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested config dicts."""
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return [prefix or "(the whole config)"] if a != b else []
+    out = []
+    for k in sorted(set(a) | set(b), key=str):
+        out += differing_keys(a.get(k), b.get(k), f"{prefix}{k}" if not prefix else f"{prefix}.{k}")
+    return out

@@ -30,6 +30,7 @@ from kd_keras.precision import as_float32
 from kd_keras.recipes.resume import Progress
 from kd_keras.recipes.scores import evaluate_stored
 from kd_keras.recipes.teacher_source import TeacherSource
+from kd_keras.recipes.training import make_optimizer, make_strategy, worker_out_dir
 from kd_keras.recipes.validate import check_teacher_weights, validate
 
 RESULT_FILES = ("results.json", "results.md")
@@ -43,48 +44,6 @@ def check_out_dir(out_dir: str, overwrite: bool) -> None:
             f"output dir {out_dir!r} already holds results ({', '.join(held)}); "
             f"pass --overwrite to replace them or choose another --out."
         )
-
-
-def make_optimizer(t, learning_rate: float, epochs: int, steps_per_epoch: int):
-    """Optimizer and schedule from a `TrainConfig`."""
-    lr = learning_rate
-    if t.schedule == "cosine":
-        warm = t.warmup_epochs * steps_per_epoch
-        total = max(epochs * steps_per_epoch - warm, 1)
-        lr = keras.optimizers.schedules.CosineDecay(0.0 if warm else learning_rate, total,
-                                                    warmup_target=learning_rate if warm else None, warmup_steps=warm)
-    wd = t.weight_decay or None
-    if t.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd)
-    if t.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=t.weight_decay or 1e-4)
-    return keras.optimizers.Adam(lr, weight_decay=wd)
-
-
-def make_strategy(name: str):
-    """The `tf.distribute` strategy of `train.strategy`.
-
-    Raises:
-        ValueError: "multi_worker" without a `TF_CONFIG` environment variable.
-    """
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise ValueError("train.strategy = \"multi_worker\" needs the TF_CONFIG environment variable on every "
-                             "worker (cluster and task); see the README's multi-worker section.")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def worker_out_dir(out_dir: str, strategy) -> str:
-    """Where this process writes: `out_dir` on the chief, a private sub-folder on other workers."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type or (resolver.task_type == "chief") or (
-            resolver.task_type == "worker" and resolver.task_id == 0
-            and "chief" not in resolver.cluster_spec().as_dict()):
-        return out_dir
-    return os.path.join(out_dir, f".{resolver.task_type}{resolver.task_id}")
 
 
 def save_model(model: keras.Model, path: str) -> int:
@@ -103,6 +62,7 @@ class Runner:
         self.cfg, self.task, self.out_dir, self.log = cfg, task, out_dir, log
         self.command, self.export = command, export
         check_out_dir(out_dir, overwrite)
+        self.created_out_dir = not os.path.exists(out_dir)
         self.plans = validate(cfg, task, out_dir)
         check_teacher_weights(cfg)
         self.strategy = make_strategy(cfg.train.strategy)  # before any TensorFlow op: multi-worker needs it first
@@ -223,8 +183,45 @@ class Runner:
         try:
             with self.strategy.scope():
                 return self._run()
+        except (ValueError, FileNotFoundError):
+            self._forget_failed_start()  # a user error is not an interrupted run: the fixed command proceeds
+            raise
         finally:
             keras.config.set_dtype_policy(policy)
+
+    def _forget_failed_start(self) -> None:
+        """After a user error with no model finished: no progress record, and no output folder this run made."""
+        if self.progress.finished():
+            return
+        self.progress.clear()
+        if self.created_out_dir:
+            for root, _, _ in sorted(os.walk(self.out_dir), key=lambda w: -len(w[0])):  # deepest first
+                try:
+                    os.rmdir(root)  # only empty folders: nothing written by anyone else goes
+                except OSError:
+                    pass
+
+    def _check_models(self) -> None:
+        """Builds every model and KD loss once on the data's shapes, so a bad option fails before any training."""
+        cfg = self.cfg
+
+        def build(where, m, **kw):
+            try:
+                return self._new_model(m, cfg.train.seed, **kw)
+            except ValueError as e:
+                raise ValueError(f"{where}: {m.model!r} with options {m.options} cannot be built: "
+                                 f"{str(e).rstrip('.')}; fix {where}.options.") from None
+
+        teacher = build("teacher", cfg.teacher, weights="")
+        for d, losses in self.plans:
+            student = build(f"[[distill]] {d.name!r} student" if d.student else "student",
+                            ModelConfig(**d.student) if d.student else cfg.student)
+            try:
+                Distiller(teacher, student, [type(l).from_config(l.get_config()) for l in losses])
+            except ValueError as e:
+                raise ValueError(f"[[distill]] {d.name!r}: {e}") from None
+        if not self.plans:
+            build("student", cfg.student)
 
     def _run(self) -> dict:
         cfg = self.cfg
@@ -233,6 +230,7 @@ class Runner:
         if done:
             self.log(f"resuming an interrupted run in {self.out_dir}: {', '.join(done)} already finished")
         self.splits = self.task.load(cfg.data, cfg.train.seed)
+        self._check_models()
         s = self.splits
         classes = f", {s.num_classes} classes" if s.num_classes else ""
         self.log(f"data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}: {s.num_train} train / "
