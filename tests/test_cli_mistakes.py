@@ -74,3 +74,42 @@ def test_verbose_shows_tensorflow_lines_again(workdir):
     assert len(quiet_run.stderr.splitlines()) == 1 and verbose.returncode == 2
     # The quiet run shows exactly the verbose run's lines that are not TensorFlow start-up noise.
     assert [l for l in verbose.stderr.splitlines() if not quiet.is_noise(l)] == quiet_run.stderr.splitlines()
+
+
+def _npz(path, x_train=None, y_train=None, x_test=None, y_test=None, **extra):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (24, 8, 8, 3)).astype("uint8")
+    y = np.arange(24) % 3
+    np.savez(path, x_train=x if x_train is None else x_train, y_train=y if y_train is None else y_train,
+             x_test=x[:6] if x_test is None else x_test, y_test=y[:6] if y_test is None else y_test, **extra)
+
+
+def _bad_npz_cases():
+    import numpy as np
+
+    x = np.random.default_rng(0).integers(0, 256, (24, 8, 8, 3)).astype("uint8")
+    stray = np.arange(24) % 3
+    stray[5] = 10_000_000
+    return {
+        "stray label": (dict(y_train=stray), "y_train's largest label is 10000000, but 9,999,997 of the classes"),
+        "label = number of names": (dict(y_test=np.array([0, 1, 2, 3, 0, 1]), class_names=np.array(["a", "b", "c"])),
+                                    "y_test has label 3, but class_names names 3 classes (labels 0..2)"),
+        "test-only label": (dict(y_test=np.array([0, 1, 2, 7, 0, 1])), "y_test has label(s) 7 that no training image"),
+        "floats in [0, 1]": (dict(x_train=x / 255.0), "x_train holds floats in [0, 1] (max 1)"),
+        "NaN pixels": (dict(x_train=np.where(x > 250, np.nan, x.astype("float32"))), "NaN or infinite pixel values"),
+        "16-bit pixels": (dict(x_test=x[:6].astype("uint16") * 257), "x_test has pixel values from 0 to 65535"),
+        "string images": (dict(x_train=x.astype(str)), "x_train must hold numeric pixel values, got dtype <U3"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_npz_cases()))
+def test_npz_labels_and_pixels_are_checked_before_anything_trains(workdir, case):
+    arrays, fragment = _bad_npz_cases()[case]
+    _npz(workdir / "bad.npz", **arrays)
+    before = snapshot(workdir)
+    proc = run_module("kd_keras.recipes.classification", "--set", 'data.source="npz"', "--data", "bad.npz",
+                      "--smoke", "--out", "run", cwd=workdir)
+    assert_one_line_error(proc, fragment)
+    assert snapshot(workdir) == before and not (workdir / "run").exists()

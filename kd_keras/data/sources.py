@@ -133,11 +133,28 @@ def _npz(path: str):
 
 
 def _as_images(x, where: str):
+    """Images as (N, H, W, C) with pixel values 0-255, checked: the models scale them themselves."""
     x = np.asarray(x)
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
         raise ValueError(f"{where} must hold images (N, H, W) or (N, H, W, 1|3), got shape {x.shape}.")
+    if x.dtype.kind not in "uif":
+        raise ValueError(f"{where} must hold numeric pixel values, got dtype {x.dtype}; save the decoded images "
+                         f"(uint8, 0-255).")
+    if not x.size:
+        raise ValueError(f"{where} holds no images; give at least one.")
+    if x.dtype.kind == "f":
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise ValueError(f"{where} holds {bad:,} NaN or infinite pixel values; fix or drop those images.")
+    low, high = float(x.min()), float(x.max())
+    if x.dtype.kind == "f" and low >= 0.0 and high <= 1.0:
+        raise ValueError(f"{where} holds floats in [0, 1] (max {high:g}), but the models expect pixel values "
+                         f"0-255; multiply by 255 (or save uint8 images).")
+    if low < 0.0 or high > 255.0:
+        raise ValueError(f"{where} has pixel values from {low:g} to {high:g}, outside 0-255; scale them to 0-255 "
+                         f"(e.g. 16-bit images: divide by 257).")
     return x
 
 
@@ -148,6 +165,37 @@ def _as_labels(y, n: int, where: str):
     if not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
         raise ValueError(f"{where} must hold integer class ids >= 0, got dtype {y.dtype}.")
     return y.astype("int32")
+
+
+def _check_classes(y_tr, y_te, class_names) -> int:
+    """The number of classes: the class names' when given, else the training labels' 0..K-1, all present.
+
+    Raises:
+        ValueError: a label outside the named classes; without names, training labels that skip classes (a
+            stray large label would build a model with that many classes) or test labels no training image has.
+    """
+    if not y_tr.size or not y_te.size:
+        raise ValueError(f"the {'training' if not y_tr.size else 'test'} split holds no labels; give at least one "
+                         f"image per split.")
+    if class_names is not None:
+        k = len(class_names)
+        for where, y in (("y_train", y_tr), ("y_test", y_te)):
+            if y.max() >= k:
+                raise ValueError(f"{where} has label {int(y.max())}, but class_names names {k} classes (labels "
+                                 f"0..{k - 1}); fix the labels or class_names.")
+        return k
+    k = int(y_tr.max()) + 1
+    missing = np.setdiff1d(np.arange(k), y_tr)
+    if missing.size:
+        shown = ", ".join(str(int(c)) for c in missing[:5]) + (", ..." if missing.size > 5 else "")
+        raise ValueError(f"y_train's largest label is {k - 1}, but {missing.size:,} of the classes 0..{k - 1} have no "
+                         f"training image ({shown}); use labels 0..K-1, or add class_names to the npz to keep "
+                         f"classes without training images.")
+    extra = np.unique(y_te[y_te >= k])
+    if extra.size:
+        raise ValueError(f"y_test has label(s) {', '.join(str(int(c)) for c in extra[:5])} that no training image "
+                         f"has (training labels are 0..{k - 1}); fix the labels, or add class_names to the npz.")
+    return k
 
 
 def _split_val(n: int, val_fraction: float, seed: int):
@@ -161,9 +209,7 @@ def _from_arrays(x_tr, y_tr, x_te, y_te, class_names, desc, val_fraction, seed, 
     y_tr, y_te = _as_labels(y_tr, len(x_tr), "y_train"), _as_labels(y_te, len(x_te), "y_test")
     if x_tr.shape[1:] != x_te.shape[1:]:
         raise ValueError(f"x_train images are {x_tr.shape[1:]} but x_test images are {x_te.shape[1:]}.")
-    num_classes = int(max(y_tr.max(), y_te.max())) + 1
-    if class_names is not None and len(class_names) >= num_classes:
-        num_classes = len(class_names)
+    num_classes = _check_classes(y_tr, y_te, class_names)
     if limit:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     tr_idx, val_idx = _split_val(len(x_tr), val_fraction, seed)
