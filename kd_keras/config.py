@@ -116,6 +116,9 @@ class TeacherConfig(ModelConfig):
             whose head does not fit the classes); off: use it as loaded.
         epochs: teacher training epochs (0: `train.epochs`).
         learning_rate: teacher learning rate (0: `train.learning_rate`).
+        check_fit: before any student trains, refuse a loaded teacher
+            whose validation accuracy is no better than chance (a teacher
+            for other data); false uses it anyway.
     """
 
     model: str = "resnet20"
@@ -123,6 +126,7 @@ class TeacherConfig(ModelConfig):
     finetune: bool = False
     epochs: int = 0
     learning_rate: float = 0.0
+    check_fit: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

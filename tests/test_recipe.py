@@ -143,13 +143,26 @@ def test_recipe_loads_given_teacher_instead_of_training(tmp_path, capsys):
     given = create_model("resnet20", 10, (8, 8, 1), image_size=16)
     given.save(str(teacher_file))
     out = tmp_path / "out"
-    code, err = run_cli(capsys, "--smoke", "--set", f'teacher.weights="{teacher_file}"', "--out", str(out))
+    # An untrained file scores at chance, which the fit check refuses (see the next test): it is switched off here.
+    code, err = run_cli(capsys, "--smoke", "--set", f'teacher.weights="{teacher_file}"', "--set",
+                        "teacher.check_fit=false", "--out", str(out))
     assert code == 0, err
     row = json.loads((out / "results.json").read_text())["models"][0]
     assert row["train_seconds"] is None and row["source"] == f"loaded from {teacher_file}"
     saved = keras.models.load_model(str(out / "teacher.keras"))
     for a, b in zip(saved.get_weights(), given.get_weights()):
         np.testing.assert_array_equal(a, b)  # used as given, not retrained
+
+
+def test_a_loaded_teacher_at_chance_is_refused_before_any_student_trains(tmp_path, capsys):
+    teacher_file = tmp_path / "untrained.keras"
+    create_model("resnet20", 10, (8, 8, 1), image_size=16).save(str(teacher_file))  # not trained: chance level
+    out = tmp_path / "out"
+    code, err = run_cli(capsys, "--smoke", "--set", f'teacher.weights="{teacher_file}"', "--out", str(out))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"the teacher loaded from {teacher_file} scores " in err and "no better than chance (10.0% for 10 " in err
+    assert err.endswith("or set teacher.check_fit=false to use it anyway.")
+    assert not out.exists()
 
 
 def test_missing_teacher_weights_without_training_is_an_error(tmp_path, capsys):

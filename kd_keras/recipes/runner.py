@@ -171,6 +171,10 @@ class Runner:
         """A loaded teacher as it is, or fine-tuned on the data when `teacher.finetune` says so."""
         tc = self.cfg.teacher
         if not tc.finetune:
+            why = self.task.chance_check(model, self.val_ds, self.splits) if tc.check_fit else ""
+            if why:
+                raise ValueError(f"the teacher loaded from {source} {why}; check teacher.weights and the data, or "
+                                 f"set teacher.check_fit=false to use it anyway.")
             return model, None, f"loaded from {source}"
         seconds, _ = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
                                learning_rate=tc.learning_rate or None)

@@ -75,6 +75,10 @@ class Task:
         """The unbatched training examples in a fixed order, as `pipelines` reads them (fixed inputs only)."""
         raise NotImplementedError(f"{self.name} trains on random inputs; its teacher runs live.")
 
+    def chance_check(self, model, val_ds, splits) -> str:
+        """Why a loaded teacher does not fit the data ("" if it does, or if the task cannot tell)."""
+        return ""
+
     def samples_per_epoch(self, splits, data_cfg) -> int:
         return splits.num_train
 

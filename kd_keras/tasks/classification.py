@@ -97,6 +97,18 @@ class ClassificationTask(Task):
             cols += [("F1", "f1", "f3"), ("AUC", "auc", "f3")]
         return cols
 
+    def chance_check(self, model, val_ds, splits) -> str:
+        """A teacher whose validation accuracy is within two standard errors of chance does not fit the data."""
+        if val_ds is None or not splits.num_val:
+            return ""
+        accuracy = self.evaluate(model, val_ds)[self.metric]
+        chance = 1.0 / splits.num_classes
+        if accuracy > chance + 2.0 * np.sqrt(chance * (1.0 - chance) / splits.num_val):
+            return ""
+        return (f"scores {100 * accuracy:.1f}% on the {splits.num_val} validation images, no better than chance "
+                f"({100 * chance:.1f}% for {splits.num_classes} classes), so it was not trained for this data "
+                f"(images {tuple(splits.input_shape)})")
+
     def evaluate(self, model: keras.Model, dataset, report_cfg=None) -> dict:
         """Top-1 accuracy of `model` (a Keras model in inference mode, or a runtime) on a batched dataset.
 
