@@ -221,11 +221,31 @@ def test_failed_parity_writes_nothing(digits_model, tmp_path, capsys, monkeypatc
 
 def test_overwrite_replaces_an_export(digits_model, tmp_path, capsys):
     out = tmp_path / "m.tflite"
-    out.write_bytes(b"old")
-    code, err = cli(capsys, digits_model[0], "--format", "tflite", "--out", str(out), "--overwrite")
+    code, err = cli(capsys, digits_model[0], "--format", "tflite", "--out", str(out))
     assert code == 0, err
-    assert out.read_bytes()[4:8] == b"TFL3"  # a flatbuffer with the TFLite identifier
+    first = out.read_bytes()
+    code, err = cli(capsys, digits_model[0], "--format", "tflite", "--quantize", "fp16", "--out", str(out),
+                    "--overwrite")
+    assert code == 0, err
+    assert out.read_bytes()[4:8] == b"TFL3" and out.read_bytes() != first  # replaced by the fp16 flatbuffer
     assert sorted(os.listdir(tmp_path)) == ["m.tflite"]
+
+
+@pytest.mark.parametrize("fmt, name, make", [
+    ("tflite", "notes.tflite", "folder"), ("tflite", "photo.tflite", "file"),
+    ("saved_model", "thesis", "folder"), ("saved_model", "report.txt.d", "file")])
+def test_overwrite_never_replaces_what_the_exporter_did_not_write(digits_model, tmp_path, capsys, fmt, name, make):
+    target = tmp_path / name
+    if make == "folder":
+        target.mkdir()
+        (target / "chapter1.md").write_text("the user's work")
+    else:
+        target.write_bytes(b"\x89PNG the user's file")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    code, err = cli(capsys, digits_model[0], "--format", fmt, "--out", str(target), "--overwrite")
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"--out {str(target)!r} exists and " in err and "so --overwrite will not replace it" in err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
 def test_export_process_prints_no_traceback(tmp_path):

@@ -46,6 +46,29 @@ def check_request(fmt: str, quantize: str, calibration: str | None, out: str, ov
     if not ext and os.path.splitext(out)[1] in (".tflite", ".onnx", ".keras"):
         raise ValueError(f"--format {fmt} writes a folder; --out {out!r} looks like a file.")
     check_new_output(out, overwrite)
+    if os.path.exists(out):  # --overwrite: replace only an export of the same kind, never anything else
+        why = _not_an_export(out, fmt)
+        if why:
+            raise ValueError(f"--out {out!r} exists and {why}, so --overwrite will not replace it; choose another "
+                             f"--out or move it away.")
+    tmp = _partial_path(out, fmt)
+    if os.path.exists(tmp):
+        raise ValueError(f"{tmp!r} exists (the temporary output of an interrupted export, or someone's file); "
+                         f"remove it or choose another --out.")
+
+
+def _not_an_export(path: str, fmt: str) -> str:
+    """Why `path` is not a file this exporter writes for `fmt` ("" if it is one)."""
+    if fmt == "tflite":
+        if not os.path.isfile(path):
+            return "is a folder, not a .tflite file"
+        with open(path, "rb") as f:
+            return "" if f.read(8)[4:8] == b"TFL3" else "is not a TFLite model (no TFL3 identifier)"
+    if fmt == "onnx":
+        return "" if os.path.isfile(path) else "is a folder, not an .onnx file"
+    if not os.path.isdir(path):
+        return "is a file, not a SavedModel folder"
+    return "" if os.path.isfile(os.path.join(path, "saved_model.pb")) else "is not a SavedModel (no saved_model.pb)"
 
 
 def export_model(model, fmt: str, out: str, quantize: str = "none", calibration: str | None = None,
