@@ -113,3 +113,31 @@ def test_npz_labels_and_pixels_are_checked_before_anything_trains(workdir, case)
                       "--smoke", "--out", "run", cwd=workdir)
     assert_one_line_error(proc, fragment)
     assert snapshot(workdir) == before and not (workdir / "run").exists()
+
+
+def _damaged_npz(path):
+    _npz(path)
+    data = bytearray(path.read_bytes())
+    data[data.find(b"x_train.npy") + 200] ^= 0xFF  # a flipped byte inside the x_train member
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("case", ["out is a file", "out under a file", "npy for npz", "damaged npz"])
+def test_output_and_file_mistakes_are_one_line(workdir, case):
+    import numpy as np
+
+    (workdir / "results.txt").write_text("the user's file")
+    np.save(workdir / "arrays.npy", np.zeros(3))
+    _damaged_npz(workdir / "damaged.npz")
+    args, fragment = {
+        "out is a file": (["--out", "results.txt"], "--out 'results.txt' is a file, not a folder"),
+        "out under a file": (["--out", "results.txt/run"], "cannot be written ("),
+        "npy for npz": (["--set", 'data.source="npz"', "--data", "arrays.npy", "--out", "run"],
+                        "'arrays.npy' is a single numpy array (.npy), not an .npz archive"),
+        "damaged npz": (["--set", 'data.source="npz"', "--data", "damaged.npz", "--out", "run"],
+                        "npz file 'damaged.npz' is damaged: its 'x_train' array cannot be read (BadZipFile"),
+    }[case]
+    before = snapshot(workdir)
+    proc = run_module("kd_keras.recipes.classification", "--smoke", *args, cwd=workdir)
+    assert_one_line_error(proc, fragment)
+    assert snapshot(workdir) == before

@@ -122,14 +122,26 @@ def _npz(path: str):
         data = np.load(path, allow_pickle=False)
     except Exception as e:
         raise ValueError(f"cannot read npz file {path!r} ({type(e).__name__}); give a .npz made by numpy.savez.") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path!r} is a single numpy array (.npy), not an .npz archive; save the splits with "
+                         f"numpy.savez(path, {', '.join(f'{k}=...' for k in NPZ_KEYS)}).")
     missing = [k for k in NPZ_KEYS if k not in data.files]
     if missing:
         raise ValueError(
             f"npz file {path!r} lacks key(s) {', '.join(missing)}; it needs {', '.join(NPZ_KEYS)} "
             f"(found: {', '.join(data.files) or 'none'})."
         )
-    names = [str(n) for n in data["class_names"]] if "class_names" in data.files else None
-    return data["x_train"], data["y_train"], data["x_test"], data["y_test"], names
+    keys = [*NPZ_KEYS, *(["class_names"] if "class_names" in data.files else [])]
+    arrays = {}
+    for k in keys:
+        try:
+            arrays[k] = data[k]
+        except Exception as e:  # a damaged member: zipfile's CRC check, a truncated array, pickled objects
+            raise ValueError(f"npz file {path!r} is damaged: its {k!r} array cannot be read ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else 'no detail'}); write it again with "
+                             f"numpy.savez.") from None
+    names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else None
+    return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], names
 
 
 def _as_images(x, where: str):
