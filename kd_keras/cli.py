@@ -6,15 +6,22 @@ import os
 import sys
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
-def report_user_errors(fn, *args, **kwargs) -> int:
-    """Runs `fn`; a user mistake (ValueError, FileNotFoundError) becomes one `error:` line and exit 2."""
+def report_user_errors(fn, *args, interrupted: str = "nothing was written", **kwargs) -> int:
+    """Runs `fn`; a user mistake (ValueError, FileNotFoundError) becomes one `error:` line and exit 2.
+
+    Ctrl-C becomes one `interrupted:` line (saying `interrupted`, what was kept) and exit 130.
+    """
     try:
         fn(*args, **kwargs)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"interrupted: {interrupted}.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -141,3 +141,23 @@ def test_output_and_file_mistakes_are_one_line(workdir, case):
     proc = run_module("kd_keras.recipes.classification", "--smoke", *args, cwd=workdir)
     assert_one_line_error(proc, fragment)
     assert snapshot(workdir) == before
+
+
+def test_ctrl_c_ends_in_one_line_that_says_how_to_resume(tmp_path):
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.Popen([sys.executable, "-m", "kd_keras.recipes.classification", "--set", "train.epochs=50",
+                             "--set", "teacher.epochs=50", "--out", "run"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    for line in proc.stdout:  # wait until the teacher is training
+        if line.startswith("Epoch 2/") or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.splitlines() == [f"interrupted: finished models and the last finished epoch are kept in run; run the "
+                                f"same command to resume."]
+    assert (tmp_path / "run" / ".progress" / "config.json").exists()  # an interrupted run, kept for resuming

@@ -50,7 +50,8 @@ def run(args, argv) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    return report_user_errors(run, parser().parse_args(argv), argv)
+    return report_user_errors(run, parser().parse_args(argv), argv,
+                              interrupted="no results were written; run the same command again")
 
 
 if __name__ == "__main__":

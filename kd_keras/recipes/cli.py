@@ -8,7 +8,7 @@ import shlex
 import sys
 
 from kd_keras.callbacks import TrainingDiverged
-from kd_keras.cli import EXIT_USER_ERROR
+from kd_keras.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from kd_keras.config import find_file, load_config, quote
 
 EXIT_DIVERGED = 3
@@ -74,6 +74,11 @@ def main(task_name: str, default_config: str, argv=None) -> int:
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        where = f" in {out}" if "out" in locals() else ""
+        print(f"interrupted: finished models and the last finished epoch are kept{where}; run the same command to "
+              f"resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
