@@ -100,3 +100,25 @@ def test_a_bad_student_option_fails_before_the_teacher_trains(tmp_path, capsys):
     assert err.startswith("error: student: 'small_cnn' with options {'widths': [4, 8, -1]} cannot be built: ")
     assert err.endswith("; fix student.options.")
     assert not out.exists()  # nothing trained, nothing written
+
+
+def test_a_second_run_cannot_write_a_folder_another_run_holds_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    import socket
+    import subprocess
+    import sys
+
+    from test_recipe import run_cli
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))  # a live run
+    code, err = run_cli(capsys, "--smoke", "--out", str(out))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"another run (pid {os.getpid()} on {socket.gethostname()}) is writing {str(out)!r}" in err
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # the other run's folder is untouched
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    (out / ".lock").write_text(json.dumps({"pid": int(dead), "host": socket.gethostname()}))  # a killed run's
+    code, err = run_cli(capsys, "--smoke", "--out", str(out))
+    assert code == 0, err
+    assert (out / "results.json").exists() and not (out / ".lock").exists()

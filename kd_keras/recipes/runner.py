@@ -27,11 +27,12 @@ from kd_keras.distiller import Distiller
 from kd_keras.models import pretrained_weights
 from kd_keras.precise_bn import PreciseBatchNorm
 from kd_keras.precision import as_float32
+from kd_keras.recipes.lock import OutputLock
 from kd_keras.recipes.resume import Progress
 from kd_keras.recipes.scores import evaluate_stored
 from kd_keras.recipes.teacher_source import TeacherSource
 from kd_keras.recipes.training import make_optimizer, make_strategy, worker_out_dir
-from kd_keras.recipes.validate import check_teacher_weights, validate
+from kd_keras.recipes.validate import check_models, check_teacher_weights, validate
 
 RESULT_FILES = ("results.json", "results.md")
 
@@ -77,8 +78,15 @@ class Runner:
         self.out_dir = worker_out_dir(out_dir, self.strategy)
         if self.out_dir != out_dir:
             check_out_dir(self.out_dir, True)
-        self.progress = Progress(self.out_dir, to_dict(cfg), overwrite or self.out_dir != out_dir,
-                                 enabled=cfg.train.resume)
+        self.lock = OutputLock(self.out_dir)  # before Progress, which may clear an interrupted run (--overwrite)
+        self.lock.acquire()
+        try:
+            self.progress = Progress(self.out_dir, to_dict(cfg), overwrite or self.out_dir != out_dir,
+                                     enabled=cfg.train.resume)
+        except BaseException:
+            self.lock.release()
+            self._remove_empty_folders()
+            raise
         self.teacher_source = None
 
     # ---------------------------------------------------------------- train
@@ -196,9 +204,11 @@ class Runner:
             with self.strategy.scope():
                 return self._run()
         except (ValueError, FileNotFoundError):
+            self.lock.release()
             self._forget_failed_start()  # a user error is not an interrupted run: the fixed command proceeds
             raise
         finally:
+            self.lock.release()
             keras.config.set_dtype_policy(policy)
 
     def _forget_failed_start(self) -> None:
@@ -206,34 +216,16 @@ class Runner:
         if self.progress.finished():
             return
         self.progress.clear()
+        self._remove_empty_folders()
+
+    def _remove_empty_folders(self) -> None:
+        """The output folder, if this run made it, and its empty sub-folders; nothing written by anyone goes."""
         if self.created_out_dir:
             for root, _, _ in sorted(os.walk(self.out_dir), key=lambda w: -len(w[0])):  # deepest first
                 try:
-                    os.rmdir(root)  # only empty folders: nothing written by anyone else goes
+                    os.rmdir(root)
                 except OSError:
                     pass
-
-    def _check_models(self) -> None:
-        """Builds every model and KD loss once on the data's shapes, so a bad option fails before any training."""
-        cfg = self.cfg
-
-        def build(where, m, **kw):
-            try:
-                return self._new_model(m, cfg.train.seed, **kw)
-            except ValueError as e:
-                raise ValueError(f"{where}: {m.model!r} with options {m.options} cannot be built: "
-                                 f"{str(e).rstrip('.')}; fix {where}.options.") from None
-
-        teacher = build("teacher", cfg.teacher, weights="")
-        for d, losses in self.plans:
-            student = build(f"[[distill]] {d.name!r} student" if d.student else "student",
-                            ModelConfig(**d.student) if d.student else cfg.student)
-            try:
-                Distiller(teacher, student, [type(l).from_config(l.get_config()) for l in losses])
-            except ValueError as e:
-                raise ValueError(f"[[distill]] {d.name!r}: {e}") from None
-        if not self.plans:
-            build("student", cfg.student)
 
     def _run(self) -> dict:
         cfg = self.cfg
@@ -242,7 +234,7 @@ class Runner:
         if done:
             self.log(f"resuming an interrupted run in {self.out_dir}: {', '.join(done)} already finished")
         self.splits = self.task.load(cfg.data, cfg.train.seed)
-        self._check_models()
+        check_models(cfg, self.plans, self._new_model)
         s = self.splits
         classes = f", {s.num_classes} classes" if s.num_classes else ""
         self.log(f"data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}: {s.num_train} train / "

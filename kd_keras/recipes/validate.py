@@ -134,3 +134,33 @@ def check_teacher_weights(cfg: Config) -> None:
         hint = f" or one of {tc.model}'s named weights ({', '.join(named)})" if named else ""
         raise FileNotFoundError(f"teacher weights {tc.weights!r} do not exist; fix teacher.weights{hint}, or set "
                                 f"teacher.train_if_missing=true to train the teacher.")
+
+
+def check_models(cfg: Config, plans: list, new_model) -> None:
+    """Builds every model and KD loss once on the data's shapes, so a bad option fails before any training.
+
+    Args:
+        cfg: the recipe.
+        plans: `validate`'s `(DistillConfig, [losses])` pairs.
+        new_model: `fn(model_config, seed, weights=...) -> keras.Model` for the loaded data.
+    """
+    from kd_keras.config import ModelConfig
+    from kd_keras.distiller import Distiller
+
+    def build(where, m, **kw):
+        try:
+            return new_model(m, cfg.train.seed, **kw)
+        except ValueError as e:
+            raise ValueError(f"{where}: {m.model!r} with options {m.options} cannot be built: "
+                             f"{str(e).rstrip('.')}; fix {where}.options.") from None
+
+    teacher = build("teacher", cfg.teacher, weights="")
+    for d, losses in plans:
+        student = build(f"[[distill]] {d.name!r} student" if d.student else "student",
+                        ModelConfig(**d.student) if d.student else cfg.student)
+        try:
+            Distiller(teacher, student, [type(l).from_config(l.get_config()) for l in losses])
+        except ValueError as e:
+            raise ValueError(f"[[distill]] {d.name!r}: {e}") from None
+    if not plans:
+        build("student", cfg.student)

@@ -1,0 +1,69 @@
+"""One run per output folder: a lock file that a second run sees, and that a killed run does not leave stuck."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+LOCK = ".lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+class OutputLock:
+    """Holds `<out_dir>/.lock` (this process's pid and host) while a run writes `out_dir`.
+
+    A lock left by a process that no longer runs on this host is taken over;
+    one held by a live process, or by another host (whose processes cannot be
+    checked from here), is refused.
+
+    Raises:
+        ValueError: another run holds the folder.
+    """
+
+    def __init__(self, out_dir: str):
+        self.path = os.path.join(out_dir, LOCK)
+        self.held = False
+
+    def acquire(self) -> None:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname()}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                other = self._holder()
+                if other.get("host") == me["host"] and not _alive(int(other.get("pid", -1))):
+                    os.remove(self.path)  # a killed run's lock
+                    continue
+                raise ValueError(f"another run (pid {other.get('pid', '?')} on {other.get('host', '?')}) is writing "
+                                 f"{os.path.dirname(self.path)!r}; wait for it to end or choose another --out "
+                                 f"(if no such run exists, delete {self.path!r}).") from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            self.held = True
+            return
+
+    def _holder(self) -> dict:
+        try:
+            with open(self.path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            try:
+                os.remove(self.path)
+            except FileNotFoundError:
+                pass
