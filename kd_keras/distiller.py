@@ -299,6 +299,11 @@ class Distiller(keras.distillation.Distiller):
 
     def train_step(self, data):
         x, y, teacher_outputs = unpack_x_y_sample_weight(data)
+        if y is None:
+            keys = f" with keys {', '.join(map(str, x))}" if isinstance(x, dict) else ""
+            raise ValueError(f"training batches must be (x, y) or (x, y, teacher_outputs) tuples, got one element"
+                             f"{keys} and no labels; map the dataset to tuples, e.g. "
+                             f"ds.map(lambda d: (d['image'], d['label'])).")
         with tf.GradientTape() as tape:
             y_pred, student_features = self._student_forward(x, training=True)
             loss = self.compute_loss(x, y, y_pred, teacher_outputs=teacher_outputs,

@@ -31,6 +31,15 @@ def checked_arguments(teacher, student, distillation_losses, distillation_loss_w
         raise ValueError(f"student must be a keras.Model, got {type(student).__name__}.")
     if teacher is not None and not isinstance(teacher, keras.Model):
         raise ValueError(f"teacher must be a keras.Model or None, got {type(teacher).__name__}.")
+    if teacher is student:
+        raise ValueError(f"teacher and student are the same model object ({student.name!r}); pass a separate student, "
+                         f"e.g. keras.models.clone_model(teacher) or a smaller model.")
+    for role, model in (("teacher", teacher), ("student", student)):
+        layer = ends_in_softmax(model)
+        if layer:
+            raise ValueError(f"the {role} {model.name!r} ends in a softmax (layer {layer!r}), but distillation losses "
+                             f"and the hard-label loss read logits; rebuild it without the final softmax "
+                             f"(activation=None).")
     if distillation_losses is None:
         distillation_losses = []
     elif not isinstance(distillation_losses, (list, tuple)):  # one loss, as the parent takes it
@@ -104,3 +113,18 @@ def check_same_outputs(teacher: keras.Model, student: keras.Model):
             f"teacher and student outputs do not match: teacher {teacher.name!r} has {tv} {what}, "
             f"student {student.name!r} has {sv}; build both with the same num_classes."
         )
+
+
+def ends_in_softmax(model) -> str:
+    """The name of the layer that applies a softmax to a Functional/Sequential model's output ("" if none)."""
+    outputs = symbolic(model, "outputs") if model is not None else None
+    if not outputs or len(outputs) != 1:
+        return ""
+    history = getattr(outputs[0], "_keras_history", None)
+    layer = history[0] if history else None
+    if isinstance(layer, keras.layers.Softmax):
+        return layer.name
+    activation = getattr(layer, "activation", None)
+    if activation is not None and getattr(activation, "__name__", "") == "softmax":
+        return layer.name
+    return ""

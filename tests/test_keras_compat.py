@@ -162,3 +162,25 @@ def test_a_feature_loss_on_a_subclassed_model_is_one_line(role):
     message = str(e.value)
     assert "\n" not in message and message.startswith(f"FitNetsLoss reads layer 'feat' of the {role} 'sub'")
     assert "build the " + role + " as a Functional or Sequential model" in message
+
+
+def test_library_mistakes_are_one_line_each(toy_data):
+    import tensorflow as tf
+
+    x, y = toy_data
+    t, s = tiny_classifier(name="t"), tiny_classifier(name="s")
+    with pytest.raises(ValueError, match=r"^teacher and student are the same model object \('t'\)"):
+        Distiller(teacher=t, student=t, distillation_losses="kd")
+    probs = keras.Model(t.input, keras.layers.Softmax(name="probs")(t.output), name="soft")
+    with pytest.raises(ValueError, match=r"^the teacher 'soft' ends in a softmax \(layer 'probs'\)"):
+        Distiller(teacher=probs, student=s, distillation_losses="kd")
+    dense_soft = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                                   keras.layers.Dense(3, activation="softmax", name="head")], name="seq")
+    with pytest.raises(ValueError, match=r"^the student 'seq' ends in a softmax \(layer 'head'\)"):
+        Distiller(teacher=t, student=dense_soft, distillation_losses="kd")
+    d = Distiller(teacher=t, student=s, distillation_losses="kd")
+    d.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True))
+    dicts = tf.data.Dataset.from_tensor_slices({"image": x, "label": y}).batch(16)
+    with pytest.raises(ValueError, match=r"training batches must be \(x, y\) or \(x, y, teacher_outputs\) tuples, "
+                                         r"got one element with keys image, label and no labels"):
+        d.fit(dicts, epochs=1, verbose=0)
