@@ -138,3 +138,14 @@ def test_psnr_shaves_the_border_and_uses_bt601_luma():
 def test_psnr_rejects_mismatched_sizes():
     with pytest.raises(ValueError, match=r"output \(4, 4, 3\) and reference \(4, 5, 3\) images differ"):
         psnr(np.zeros((4, 4, 3)), np.zeros((4, 5, 3)))
+
+
+def test_benchmark_reports_progress_and_the_time_left():
+    gt = square_boundary()
+    lines = []
+    boundary_scores([gt.astype(float)] * 20, [gt[None]] * 20, n_thresholds=5, workers=1, nms=False,
+                    log=lines.append)
+    assert 5 <= len(lines) <= 11 and lines[-1].startswith("   BSDS benchmark: 20/20 images, ")
+    assert "left" not in lines[-1] and all("left" in line for line in lines[:-1])
+    assert [int(line.split(": ")[1].split("/")[0]) for line in lines] == sorted(
+        int(line.split(": ")[1].split("/")[0]) for line in lines)

@@ -144,7 +144,7 @@ class EdgeDetectionTask(Task):
         kw, n = {}, len(examples)
         if report_cfg is not None:
             kw = dict(n_thresholds=report_cfg.edge_thresholds, max_dist=report_cfg.edge_max_dist,
-                      workers=report_cfg.workers or None)
+                      workers=report_cfg.workers or None, log=print)
             n = min(n, report_cfg.edge_max_images or n)
         scores = boundary_scores(probs[:n], [e[3] for e in examples[:n]], **kw)
         scores["benchmark_images"] = n
