@@ -43,6 +43,11 @@ def test_default_recipe_smoke_writes_results(tmp_path, capsys):
     # digits trains with random translation, which is replayed from stored views, and the run said so
     assert kd_rows[0]["kd"]["teacher_outputs"].startswith("teacher outputs from 2 stored augmented views per image")
     assert "Teacher outputs from 2 stored augmented views" in (out / "results.md").read_text()
+    png = (out / "results.png").read_bytes()  # the picture of the result, linked from results.md
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000 and "](results.png)" in (out / "results.md").read_text()
+    from PIL import Image
+
+    assert Image.open(out / "results.png").size[0] > Image.open(out / "results.png").size[1]  # two panels side by side
     for name in ("teacher", "baseline", "kd"):  # CSV and TensorBoard logs of every training run
         lines = (out / "logs" / f"{name}.csv").read_text().splitlines()
         assert lines[0].startswith("epoch,") and "loss" in lines[0] and len(lines) == 2

@@ -28,6 +28,7 @@ from kd_keras.models import pretrained_weights
 from kd_keras.precise_bn import PreciseBatchNorm
 from kd_keras.precision import as_float32
 from kd_keras.recipes.lock import OutputLock
+from kd_keras.recipes.plot import results_png
 from kd_keras.recipes.resume import Progress
 from kd_keras.recipes.scores import evaluate_stored
 from kd_keras.recipes.teacher_source import TeacherSource
@@ -358,7 +359,10 @@ class Runner:
             from kd_keras.recipes import export_step
 
             lines += export_step.markdown(list(exported), self.task)
+        lines += ["", "![results: metric against latency and size, and training curves](results.png)"]
         md = "\n".join(lines) + "\n"
+        results_png(rows, metric, self.task.metric_label or metric, self.out_dir,
+                    f"{cfg.name}: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}")
         report.write_json_atomic(os.path.join(self.out_dir, "results.json"), results)
         report.write_text_atomic(os.path.join(self.out_dir, "results.md"), md)
         self.log("\n" + md)
