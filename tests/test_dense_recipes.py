@@ -176,3 +176,34 @@ def test_bsds500_recipe_smoke_on_the_shared_data(tmp_path, capsys):
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert [m["benchmark_images"] for m in results["models"]] == [12, 12, 12]
     assert all(0 <= m["ods"] <= 1 and 0 <= m["ois"] <= 1 for m in results["models"])
+
+
+def test_predict_refuses_a_model_of_another_task(edge_run, sr_run, tmp_path, capsys):
+    image = write_image(tmp_path / "photo.png", 24, 24)
+    out = tmp_path / "o.png"
+    code, err, _ = run_cli(capsys, EDGES, "--predict", str(image), "--out", str(out), "--model",
+                           str(sr_run / "kd.keras"))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "turns a 32x32 image into a 64x64 image (a super-resolution model), not an edge map; run python -m " \
+           "kd_keras.recipes.super_resolution --predict" in err
+    code, err, _ = run_cli(capsys, SR, "--predict", str(image), "--out", str(out), "--model",
+                           str(edge_run / "kd.keras"))
+    assert code == 2 and "into a 32x32 edge map (an edge-detection model), not a larger image" in err
+    assert not out.exists()
+
+
+def test_predict_reads_16_bit_and_exif_rotated_images_as_a_viewer_shows_them(edge_run, tmp_path, capsys):
+    deep = tmp_path / "deep.png"
+    Image.fromarray((np.arange(30 * 20).reshape(20, 30) * 100).astype(np.uint16)).save(deep)
+    code, err, printed = run_cli(capsys, EDGES, "--predict", str(deep), "--out", str(tmp_path / "a.png"), "--model",
+                                 str(edge_run / "kd.keras"))
+    assert code == 0, err
+    assert "read with 16-bit values divided by 257" in printed
+    photo = Image.fromarray(np.zeros((20, 40, 3), np.uint8))
+    exif = photo.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    photo.save(tmp_path / "portrait.jpg", exif=exif)
+    code, err, _ = run_cli(capsys, EDGES, "--predict", str(tmp_path / "portrait.jpg"), "--out",
+                           str(tmp_path / "b.png"), "--model", str(edge_run / "kd.keras"))
+    assert code == 0, err
+    assert np.asarray(Image.open(tmp_path / "b.png")).shape == (40, 20)  # upright, as the EXIF says

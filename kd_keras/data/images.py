@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -47,25 +48,60 @@ class DenseSplits:
         return sum(len(v) for v in self.test.values())
 
 
+_NOTED: set = set()
+
+
 def read_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
-    """Decodes an image file to a uint8 array (`mode` "RGB": HxWx3, "L": HxW).
+    """Decodes an image file to a uint8 array (`mode` "RGB": HxWx3, "L": HxW), as a viewer shows it.
+
+    The one image reader of kd_keras: the EXIF orientation is applied (a
+    phone's portrait photo stays upright); palette, CMYK, grey+alpha and
+    RGBA images are converted; 16-bit, 32-bit and float images are scaled
+    to 0-255 (16-bit: / 257; float in [0, 1]: * 255; others clipped), with a
+    one-time note; Pillow's decompression-bomb limit stays on.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is not a readable image; the message names it.
+        ValueError: the file is not a readable image, or is above Pillow's
+            pixel limit; the message names it.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {path!r} does not exist.")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert(mode), dtype=np.uint8).copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                    im = _to_8bit(im, path)
+                return np.asarray(im.convert(mode), dtype=np.uint8).copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ValueError(f"image {path!r} is too large to decode safely ({str(e).split('.')[0]}); downscale it "
+                         f"first.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ValueError(f"cannot read image {path!r} ({type(e).__name__}: {str(e)[:80]}); "
                          f"replace or remove the file.") from None
+
+
+def _to_8bit(im, path: str):
+    """A 16-bit, 32-bit or float Pillow image as 8-bit grey, scaled to 0-255 (see `read_image`)."""
+    from PIL import Image
+
+    a = np.asarray(im, dtype=np.float64)
+    if im.mode.startswith("I;16"):
+        scaled, how = a / 257.0, "16-bit values divided by 257"
+    elif im.mode == "F" and a.size and np.nanmin(a) >= 0.0 and np.nanmax(a) <= 1.0:
+        scaled, how = a * 255.0, "float values in [0, 1] multiplied by 255"
+    else:
+        scaled, how = a, f"{im.mode}-mode values clipped to 0-255"
+    if (im.mode, how) not in _NOTED:
+        _NOTED.add((im.mode, how))
+        print(f"note: {path} is an image of mode {im.mode}; read with {how} (this note is shown once per kind).")
+    return Image.fromarray(np.clip(np.round(np.nan_to_num(scaled)), 0, 255).astype(np.uint8), mode="L")
 
 
 def list_images(folder: str | os.PathLike, what: str) -> list[Path]:

@@ -52,7 +52,21 @@ def predict(task, cfg, image_path: str, out: str | None, model_path: str | None,
     if not out:
         raise ValueError("--predict needs --out OUT.png, the file to write.")
     image = read_image(image_path)
-    model = load_trained(model_path or default_model_path(cfg))
+    path = model_path or default_model_path(cfg)
+    model = load_trained(path)
+    kind = task.output_kind(model)
+    wanted = "edge map" if task.name == "edge_detection" else "image x"
+    if not kind.startswith(wanted):
+        side = 32 * int(kind[7:]) if kind.startswith("image x") else 0
+        what = {"edge map": "a 32x32 edge map (an edge-detection model)",
+                "image x": f"a {side}x{side} image (a super-resolution model)"}
+        owner = {"edge map": "edge_detection", "image x": "super_resolution"}
+        known = next((k for k in what if kind.startswith(k)), None)
+        made = what[known] if known else f"an {kind} (not a dense-task model)"
+        rerun = f"run python -m kd_keras.recipes.{owner[known]} --predict, or " if known else ""
+        raise ValueError(f"model {path!r} turns a 32x32 image into {made}, not "
+                         f"{'an edge map' if wanted == 'edge map' else 'a larger image'}; {rerun}pass a "
+                         f"{task.name.replace('_', '-')} model with --model.")
     result = task.predict(model, image)
     write_png(out, result, overwrite)
     print(f"wrote {out} ({result.shape[1]}x{result.shape[0]}) from {image_path} "

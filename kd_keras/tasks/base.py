@@ -75,6 +75,20 @@ class Task:
         """The unbatched training examples in a fixed order, as `pipelines` reads them (fixed inputs only)."""
         raise NotImplementedError(f"{self.name} trains on random inputs; its teacher runs live.")
 
+    def output_kind(self, model) -> str:
+        """What a dense model makes of a 32x32 image: "edge map", "image xN" or the output shape, for `--predict`."""
+        channels = model.inputs[0].shape[-1] if getattr(model, "inputs", None) else 3
+        try:
+            out = np.asarray(model(np.zeros((1, 32, 32, channels or 3), np.float32), training=False))
+        except Exception:  # a model with a fixed input size (a classifier), or another non-dense model
+            return "output for fixed-size inputs"
+        if out.ndim == 4 and out.shape[1:] == (32, 32, 1):
+            return "edge map"
+        if out.ndim == 4 and out.shape[-1] == 3 and out.shape[1] == out.shape[2] and out.shape[1] % 32 == 0 \
+                and out.shape[1] > 32:
+            return f"image x{out.shape[1] // 32}"
+        return f"output of shape {tuple(out.shape[1:])}"
+
     def chance_check(self, model, val_ds, splits) -> str:
         """Why a loaded teacher does not fit the data ("" if it does, or if the task cannot tell)."""
         return ""
