@@ -122,3 +122,13 @@ def test_recipe_export_adds_measured_rows(tmp_path, capsys):
     md = (out / "results.md").read_text()
     assert "## Exported (TFLite under LiteRT, XNNPACK, 2 threads)" in md
     assert "- kd.int8.tflite: " in md and "smaller than teacher.fp32.tflite" in md
+
+
+def test_benchmark_out_that_is_a_file_is_refused_before_measuring(models, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the user's")
+    code = main([str(models / "m.tflite"), "--data", "digits", "--out", str(notes)])
+    captured = capsys.readouterr()
+    assert code == 2 and f"--out {str(notes)!r} is a file, not a folder" in captured.err
+    assert "latency" not in captured.out  # nothing was measured
+    assert notes.read_text() == "the user's"
