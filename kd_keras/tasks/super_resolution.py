@@ -25,6 +25,31 @@ def downscale(hr, scale: int):
     return tf.clip_by_value(tf.round(lr), 0.0, 255.0)
 
 
+PREDICT_TILE = 384  # input pixels per tile side for --predict on large images
+PREDICT_MARGIN = 48  # context on each side: above the receptive-field radius of the SR models here
+
+
+def tiled(forward, image: np.ndarray, tile: int, margin: int) -> np.ndarray:
+    """`forward(image)` computed tile by tile with `margin` pixels of overlap, and stitched.
+
+    `forward` maps an HxWxC array to an (sH)x(sW)xC' array. Each tile's
+    output keeps only its core, so the seams carry no border effects while
+    `margin` covers the network's receptive field.
+    """
+    h, w = image.shape[:2]
+    out, scale = None, 0
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
+            y0, x0, y1, x1 = max(0, y - margin), max(0, x - margin), min(h, y + tile + margin), min(w, x + tile + margin)
+            part = np.asarray(forward(image[y0:y1, x0:x1]))
+            if out is None:
+                scale = part.shape[0] // (y1 - y0)
+                out = np.zeros((h * scale, w * scale, part.shape[-1]), part.dtype)
+            core = part[(y - y0) * scale: (min(h, y + tile) - y0) * scale, (x - x0) * scale: (min(w, x + tile) - x0) * scale]
+            out[y * scale: min(h, y + tile) * scale, x * scale: min(w, x + tile) * scale] = core
+    return out
+
+
 def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
     """Crops an image to height and width multiples of `scale` (the standard test protocol)."""
     h, w = image.shape[0] - image.shape[0] % scale, image.shape[1] - image.shape[1] % scale
@@ -155,7 +180,17 @@ class SuperResolutionTask(Task):
             out[keys[0]], out[keys[1]] = p, s
         return out
 
-    def predict(self, model, image: np.ndarray) -> np.ndarray:
-        """The super-resolved RGB uint8 image of an RGB uint8 image."""
-        sr = self.super_resolve(model, [image])[0]
+    def predict(self, model, image: np.ndarray, tile: int = PREDICT_TILE, margin: int = PREDICT_MARGIN) -> np.ndarray:
+        """The super-resolved RGB uint8 image of an RGB uint8 image.
+
+        An image with more than `tile`^2 pixels runs in `tile`-sided tiles,
+        each with `margin` pixels of its neighbours' context, so memory stays
+        bounded; with a margin at least the network's receptive-field radius
+        the result equals the whole-image run.
+        """
+        h, w = image.shape[:2]
+        if h * w <= tile * tile:
+            sr = self.super_resolve(model, [image])[0]
+        else:
+            sr = tiled(lambda x: self.super_resolve(model, [x])[0], image, tile, margin)
         return np.clip(np.round(sr), 0, 255).astype(np.uint8)
