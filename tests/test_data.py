@@ -126,3 +126,18 @@ def test_augment_config_rejects_bad_values():
     with pytest.raises(ValueError, match="augment.mixup_alpha must be a number >= 0, got -1"):
         AugmentConfig(mixup_alpha=-1)
     assert build_image_augmenter(AugmentConfig(), (8, 8, 1)) is None
+
+
+def test_folder_images_go_through_the_one_reader(tmp_path):
+    """A 16-bit grey PNG is scaled to 0-255 and an EXIF-rotated JPEG is read upright, as everywhere else."""
+    from PIL import Image
+
+    root = tmp_path / "mixed"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((6, 10), 257 * (40 * i + 10), np.uint16)).save(root / c / f"{i}.png")
+    s = load("folder", path=str(root), image_size=None, val_fraction=0.0)
+    assert s.input_shape == (10, 10, 1)
+    values = sorted({int(round(float(x.numpy().max()))) for x, _ in s.train.concatenate(s.test)})
+    assert set(values) <= {10, 50, 90} and len(values) > 1  # 16-bit values / 257, not clipped to 255

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from kd_keras.data.images import read_image
+
 SOURCES = ("digits", "npz", "folder", "tfds", "tiny_imagenet", "mhist")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -238,6 +240,19 @@ def _from_arrays(x_tr, y_tr, x_te, y_te, class_names, desc, val_fraction, seed, 
     )
 
 
+def _channels(path: str):
+    """(3 or 1, the image as read): colour and palette images are RGB, grey ones (any bit depth) one channel."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            grey = im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+    except OSError:
+        grey = False  # read_image names the unreadable file
+    image = read_image(path, "L" if grey else "RGB")
+    return (1 if grey else 3), image
+
+
 def _resize(image, image_size):
     if not image_size:
         return image
@@ -276,15 +291,20 @@ def _folder(path: str, image_size, val_fraction, seed, limit):
     if limit:
         files, labels, test_files, test_labels = files[:limit], labels[:limit], test_files[:limit], test_labels[:limit]
     tr, va = _split_val(len(files), val_fraction, seed)
-    first = tf.io.decode_image(tf.io.read_file(files[0]), expand_animations=False)
-    channels = 3 if first.shape[-1] in (3, 4) else 1
+    channels, first = _channels(files[0])
     if image_size is None:
         image_size = int(max(first.shape[0], first.shape[1]))
+    mode = "RGB" if channels == 3 else "L"
+
+    def decode(fname):  # kd_keras' one image reader: EXIF orientation, 16-bit and float scaling, any mode
+        image = read_image(fname.decode() if isinstance(fname, bytes) else str(fname), mode)
+        return image if image.ndim == 3 else image[..., None]
 
     def ds(f, l):
         def read(fname, label):
-            img = tf.io.decode_image(tf.io.read_file(fname), channels=channels, expand_animations=False)
-            img = tf.image.resize(tf.cast(img, tf.float32), (image_size, image_size), method="bilinear")
+            img = tf.numpy_function(decode, [fname], tf.uint8)
+            img = tf.image.resize(tf.cast(tf.ensure_shape(img, (None, None, channels)), tf.float32),
+                                  (image_size, image_size), method="bilinear")
             return tf.ensure_shape(img, (image_size, image_size, channels)), label
 
         return tf.data.Dataset.from_tensor_slices((f, l)).map(read, num_parallel_calls=tf.data.AUTOTUNE)
