@@ -43,7 +43,7 @@ def test_sigkilled_run_resumes_with_the_same_command(tmp_path):
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     log = again.stdout
     assert f"resuming an interrupted run in {out}: teacher already finished" in log
-    assert "== teacher: finished by an earlier run of this command; loaded from teacher.keras" in log
+    assert "== [1/4] teacher: finished by an earlier run of this command; loaded from teacher.keras" in log
     assert "== training teacher" not in log
     resumed = int(log.split("resuming baseline from its backup after epoch ")[1].split()[0])
     assert resumed >= killed_after

@@ -89,6 +89,7 @@ class Runner:
             self._remove_empty_folders()
             raise
         self.teacher_source = None
+        self._steps: list[str] = []
 
     # ---------------------------------------------------------------- train
     def _fit(self, role: str, name: str, student, teacher=None, losses=(), loss_weights=None,
@@ -110,7 +111,7 @@ class Runner:
         precise = PreciseBatchNorm(self.train_ds, t.precise_bn_batches) if t.precise_bn_batches else None
         if precise is not None:
             callbacks.append(precise)
-        self.log(f"\n== training {name} ({role}: {student.name}, {student.count_params():,} params, {epochs} epochs"
+        self._header(name, f"training {name} ({role}: {student.name}, {student.count_params():,} params, {epochs} epochs"
                  f"{', ' + how if how else ''})")
         if backup is not None and backup.saved_epoch:
             self.log(f"   resuming {name} from its backup after epoch {backup.saved_epoch} of {epochs}")
@@ -153,7 +154,7 @@ class Runner:
         """Loads a model a resumed run already finished, or trains it with `train() -> (model, seconds, extra)`."""
         record = self.progress.done(name)
         if record is not None:
-            self.log(f"\n== {name}: finished by an earlier run of this command; loaded from {name}.keras")
+            self._header(name, f"{name}: finished by an earlier run of this command; loaded from {name}.keras")
             path = os.path.join(self.out_dir, f"{name}.keras")
             model = keras.saving.load_model(path, compile=False)
             self.saved[name] = os.path.getsize(path)
@@ -168,12 +169,12 @@ class Runner:
     def _teacher(self):
         tc = self.cfg.teacher
         if tc.weights in pretrained_weights(tc.model):
-            self.log(f"\n== teacher: {tc.model} with its published {tc.weights!r} weights")
+            self._header("teacher", f"teacher: {tc.model} with its published {tc.weights!r} weights")
             return self._loaded_teacher(self._new_model(tc, self.cfg.train.seed), f"its published {tc.weights!r} weights")
         if tc.weights and tc.weights != "imagenet":
             path = find_file(tc.weights)
             if path.exists():
-                self.log(f"\n== teacher: loading {tc.model} from {path}")
+                self._header("teacher", f"teacher: loading {tc.model} from {path}")
                 return self._loaded_teacher(self._new_model(tc, self.cfg.train.seed, weights=str(path)), tc.weights)
             check_teacher_weights(self.cfg)  # checked before the data; again in case the file went since
             self.log(f"\n== teacher weights {tc.weights} not found: training the teacher")
@@ -211,6 +212,13 @@ class Runner:
         finally:
             self.lock.release()
             keras.config.set_dtype_policy(policy)
+
+    def _header(self, step: str, text: str) -> None:
+        """Logs a step's header, `== [k/n] text`: teacher, baseline, each KD student, timing (a step keeps its k)."""
+        if step not in self._steps:
+            self._steps.append(step)
+        total = 3 + len(self.plans)
+        self.log(f"\n== [{self._steps.index(step) + 1}/{total}] {text}")
 
     def _forget_failed_start(self) -> None:
         """After a user error with no model finished: no progress record, and no output folder this run made."""
@@ -301,7 +309,7 @@ class Runner:
     def _measure(self, rows) -> None:
         """Times every model after all training, interleaved, under the same conditions."""
         rep = self.cfg.report
-        self.log(f"\n== timing {len(rows)} models (batch-1 latency, batch-{rep.throughput_batch} throughput)")
+        self._header("timing", f"timing {len(rows)} models (batch-1 latency, batch-{rep.throughput_batch} throughput)")
         self.timing_shape = self.task.timing_shape(self.splits, rep)
         speed = report.measure_speed(self.trained, self.timing_shape, rep.latency_runs, rep.throughput_batch,
                                      rep.rounds)
