@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -32,3 +33,20 @@ def check_new_output(path: str, overwrite: bool) -> None:
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise FileNotFoundError(f"output folder {parent!r} does not exist; create it or choose another --out.")
+
+
+def unwritable_reason(folder: str) -> str:
+    """Why `folder` cannot be created and written ("" if it can): probes the nearest existing ancestor.
+
+    A real probe (a folder made and removed), since permission bits say nothing for root.
+    """
+    path = os.path.abspath(folder)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        return f"{path!r} is a file, not a folder"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".kd_keras_probe", dir=path))
+    except OSError as e:
+        return f"{path!r} is not writable: {e.strerror}"
+    return ""

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from kd_keras import report
 from kd_keras.callbacks import AtomicBackupAndRestore, NaNGuard, TrainingDiverged, run_logs
+from kd_keras.cli import unwritable_reason
 from kd_keras.config import Config, ModelConfig, find_file, to_dict
 from kd_keras.distiller import Distiller
 from kd_keras.models import pretrained_weights
@@ -42,12 +43,9 @@ def check_out_dir(out_dir: str, overwrite: bool) -> None:
     """Refuses an output dir that is a file, cannot be written, or holds results (unless `overwrite`)."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"--out {out_dir!r} is a file, not a folder; choose a folder for the run's models and results.")
-    parent = os.path.abspath(out_dir)
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out_dir!r} cannot be written ({parent!r} is "
-                         f"{'a file' if not os.path.isdir(parent) else 'not writable'}); choose another --out.")
+    why = unwritable_reason(out_dir)
+    if why:
+        raise ValueError(f"--out {out_dir!r} cannot be written ({why}); choose another --out.")
     held = [f for f in RESULT_FILES if os.path.exists(os.path.join(out_dir, f))]
     if held and not overwrite:
         raise ValueError(

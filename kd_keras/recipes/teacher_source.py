@@ -21,8 +21,8 @@ layers; a disk copy serves later runs.
 from __future__ import annotations
 
 import os
-import tempfile
 
+from kd_keras.cli import unwritable_reason
 from kd_keras.teacher_cache import FINAL, STORAGES, TeacherOutputCache, teacher_fingerprint
 from kd_keras.teacher_maps import TeacherMapsCache
 from kd_keras.teacher_views import TeacherViewsCache
@@ -64,19 +64,10 @@ def check_teacher_cache(cfg, task, out_dir: str) -> None:
 
 
 def _check_writable(folder: str) -> None:
-    """Creates and removes a probe folder in the nearest existing ancestor of `folder` (root ignores mode bits)."""
-    path = os.path.abspath(folder)
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    try:
-        if not os.path.isdir(path):
-            raise NotADirectoryError(path)
-        os.rmdir(tempfile.mkdtemp(prefix=".kd_keras_probe", dir=path))
-    except OSError as e:
-        why = "a file, not a folder" if isinstance(e, NotADirectoryError) else f"not writable: {e.strerror}"
-        raise ValueError(f"the teacher cache folder {folder!r} cannot be created ({path!r} is {why}); set "
-                         f"train.teacher_cache_dir to a writable folder or train.teacher_cache = \"off\".") from None
-
+    why = unwritable_reason(folder)
+    if why:
+        raise ValueError(f"the teacher cache folder {folder!r} cannot be created ({why}); set "
+                         f"train.teacher_cache_dir to a writable folder or train.teacher_cache = \"off\".")
 
 class TeacherSource:
     """Chooses and builds each KD student's training batches (see the module docstring)."""
