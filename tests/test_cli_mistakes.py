@@ -148,13 +148,17 @@ def test_ctrl_c_ends_in_one_line_that_says_how_to_resume(tmp_path):
     import time
 
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONUNBUFFERED"] = "1"  # each epoch line as it is printed, not when a pipe buffer fills
     proc = subprocess.Popen([sys.executable, "-m", "kd_keras.recipes.classification", "--set", "train.epochs=50",
-                             "--set", "teacher.epochs=50", "--out", "run"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--set", "teacher.epochs=50", "--set", "data.limit=256", "--out", "run"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a suite started in the background (`cmd &`) ignores SIGINT, and so would the child
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     for line in proc.stdout:  # wait until the teacher is training
         if line.startswith("Epoch 2/") or time.time() > deadline:
             break
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

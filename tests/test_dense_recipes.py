@@ -192,7 +192,10 @@ def test_predict_refuses_a_model_of_another_task(edge_run, sr_run, tmp_path, cap
     assert not out.exists()
 
 
-def test_predict_reads_16_bit_and_exif_rotated_images_as_a_viewer_shows_them(edge_run, tmp_path, capsys):
+def test_predict_reads_16_bit_and_exif_rotated_images_as_a_viewer_shows_them(edge_run, tmp_path, capsys, monkeypatch):
+    from kd_keras.data import images
+
+    monkeypatch.setattr(images, "_NOTED", set())  # the note is shown once per process; an earlier test may have seen it
     deep = tmp_path / "deep.png"
     Image.fromarray((np.arange(30 * 20).reshape(20, 30) * 100).astype(np.uint16)).save(deep)
     code, err, printed = run_cli(capsys, EDGES, "--predict", str(deep), "--out", str(tmp_path / "a.png"), "--model",
