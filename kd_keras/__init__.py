@@ -11,6 +11,7 @@ if _quiet.wanted():  # a kd_keras command line: filter TensorFlow's start-up lin
     _quiet.install()
 
 from kd_keras.distiller import Distiller  # noqa: E402
+from kd_keras.file_teacher import load_file_teacher  # noqa: E402
 from kd_keras.losses import DistillLoss, create_loss, list_losses, register_loss  # noqa: E402
 from kd_keras.models import create_model, list_models, register_model  # noqa: E402
 from kd_keras.precise_bn import PreciseBatchNorm, recalibrate_batchnorm  # noqa: E402
@@ -27,6 +28,7 @@ __all__ = [
     "create_loss",
     "create_model",
     "list_losses",
+    "load_file_teacher",
     "list_models",
     "PreciseBatchNorm",
     "recalibrate_batchnorm",

@@ -105,6 +105,36 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AdapterConfig:
+    """What a teacher file (`.onnx`, `.tflite`, SavedModel) expects, declared (`kd_keras.file_teacher`).
+
+    kd_keras feeds raw 0-255 NHWC RGB batches; the adapter turns them into
+    the file's input: resize to `size`, reorder to `channels`, multiply by
+    `scale`, subtract `mean`, divide by `std`, transpose to `layout`. A
+    torchvision ImageNet model exported to ONNX takes `layout = "nchw"`,
+    `scale = 0.00392156862745098` (1/255), `mean = [0.485, 0.456, 0.406]`,
+    `std = [0.229, 0.224, 0.225]`. kd_keras' own exports need none of it.
+
+    Attributes:
+        layout: "nhwc" (TensorFlow, TFLite) or "nchw" (PyTorch exports).
+        size: `[height, width]` to resize to (bilinear); empty keeps the data's.
+        scale: factor on the 0-255 pixels, before `mean` and `std`.
+        mean, std: per-channel (or one) values, after `scale`; empty: 0 and 1.
+        channels: "rgb" or "bgr" (Caffe and OpenCV models).
+        output: "logits", or "probabilities" (a softmax ending; their logs
+            are used as logits, the same distribution).
+    """
+
+    layout: str = "nhwc"
+    size: object = dataclasses.field(default_factory=list)  # lists of numbers: checked by file_teacher.check_adapter
+    scale: float = 1.0
+    mean: object = dataclasses.field(default_factory=list)
+    std: object = dataclasses.field(default_factory=list)
+    channels: str = "rgb"
+    output: str = "logits"
+
+
+@dataclasses.dataclass(frozen=True)
 class TeacherConfig(ModelConfig):
     """The teacher: loaded from `weights`, or trained by the recipe.
 
@@ -119,6 +149,9 @@ class TeacherConfig(ModelConfig):
         check_fit: before any student trains, refuse a loaded teacher
             whose validation accuracy is no better than chance (a teacher
             for other data); false uses it anyway.
+        adapter: for a teacher file (`weights` an `.onnx`, `.tflite` or
+            SavedModel folder; `model` is then not used), how it wants its
+            input and gives its output (`AdapterConfig`).
     """
 
     model: str = "resnet20"
@@ -127,6 +160,7 @@ class TeacherConfig(ModelConfig):
     epochs: int = 0
     learning_rate: float = 0.0
     check_fit: bool = True
+    adapter: AdapterConfig = dataclasses.field(default_factory=AdapterConfig)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_
 from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
 from kd_keras.distiller_args import check_same_outputs, checked_arguments, symbolic
+from kd_keras.file_teacher import file_teacher_layer
 from kd_keras.losses import DistillLoss
 
 FINAL = "final_output"
@@ -146,11 +147,18 @@ class Distiller(keras.distillation.Distiller):
 
     # ------------------------------------------------------------------ setup
     def _check_layer_names(self):
+        teacher_file = file_teacher_layer(self.teacher)
         for loss in self.distillation_losses:
             for role, model, layer in (("teacher", self.teacher, getattr(loss, "teacher_layer_name", None)),
                                        ("student", self.student, getattr(loss, "student_layer_name", None))):
                 if layer is None:
                     continue
+                if role == "teacher" and teacher_file is not None:
+                    raise ValueError(
+                        f"{type(loss).__name__} reads the teacher's layer {layer!r}, but the teacher is the file "
+                        f"{teacher_file.file_path!r}, which gives its final output only; feature losses need a Keras "
+                        f"teacher (.keras), or use a logit loss such as \"kd\"."
+                    )
                 if symbolic(model, "outputs") is None:
                     raise ValueError(
                         f"{type(loss).__name__} reads layer {layer!r} of the {role} {model.name!r}, a model whose "
@@ -237,6 +245,12 @@ class Distiller(keras.distillation.Distiller):
         return y_pred, {FINAL: y_pred}
 
     def _teacher_features(self, x, teacher_outputs):
+        if teacher_outputs is None and file_teacher_layer(self.teacher) is not None:
+            raise ValueError(
+                f"the teacher is the file {file_teacher_layer(self.teacher).file_path!r}, which runs outside the training "
+                f"step: train on (x, y, teacher_outputs) batches from kd_keras.TeacherOutputCache or "
+                f"kd_keras.TeacherViewsCache (distiller.teacher_outputs fills them)."
+            )
         if teacher_outputs is None:
             return self._extract_all_teacher_features(x)
         if isinstance(teacher_outputs, dict):

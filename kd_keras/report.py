@@ -145,7 +145,7 @@ def markdown_table(rows: list[dict], columns) -> str:
         if kd:
             kd_text += f"; label-loss weight {kd['student_loss_weight']:g}"
         lines.append("| " + " | ".join([
-            r["name"], r["role"], r["arch"], f"{r['params']:,}", f"{r['size_bytes'] / 1e6:.2f}",
+            r["name"], r["role"], r["arch"], format_value(r["params"], "int"), f"{r['size_bytes'] / 1e6:.2f}",
             *[format_value(r.get(key), fmt) for _, key, fmt in columns], f"{r['latency_ms_b1']:.2f}",
             f"{r['throughput']:.0f}", _trained(r), kd_text or "-",
         ]) + " |")

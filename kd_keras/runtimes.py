@@ -49,11 +49,14 @@ class Runtime:
         input_shape: one input image's shape, None for a free dimension.
         output_rank: rank of the batched output (2: logits, 4: dense maps).
         output_channels: size of the last output dimension.
+        batch: the batch size the file fixes (an ONNX export traced at
+            batch 1, say), None where any batch runs.
         engine: what runs it, for reports (e.g. "LiteRT 2 threads, XNNPACK").
     """
 
     format = ""
     engine = ""
+    batch = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -108,6 +111,7 @@ class SavedModelRuntime(Runtime):
         out = list(self._fn.structured_outputs.values())[0]
         self._input_name = list(self._fn.structured_input_signature[1])[0]
         self.input_shape = tuple(spec.shape[1:])
+        self.batch = spec.shape[0] if spec.shape.rank else None
         self.output_rank, self.output_channels = len(out.shape), out.shape[-1]
         self.engine = f"TensorFlow {tf.__version__} SavedModel, {_threads(threads)}"
 
@@ -182,6 +186,7 @@ class OnnxRuntime(Runtime):
         i, o = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self._input_name = i.name
         self.input_shape = tuple(d if isinstance(d, int) else None for d in i.shape[1:])
+        self.batch = i.shape[0] if i.shape and isinstance(i.shape[0], int) else None
         self.output_rank = len(o.shape)
         self.output_channels = o.shape[-1] if isinstance(o.shape[-1], int) else None
         self.engine = f"ONNX Runtime {ort.__version__} ({', '.join(self.session.get_providers())}), {_threads(threads)}"

@@ -25,6 +25,7 @@ from kd_keras.callbacks import AtomicBackupAndRestore, NaNGuard, TrainingDiverge
 from kd_keras.cli import unwritable_reason
 from kd_keras.config import Config, ModelConfig, find_file, to_dict
 from kd_keras.distiller import Distiller
+from kd_keras.file_teacher import describe, file_teacher_layer
 from kd_keras.models import pretrained_weights
 from kd_keras.precise_bn import PreciseBatchNorm
 from kd_keras.precision import as_float32
@@ -48,10 +49,8 @@ def check_out_dir(out_dir: str, overwrite: bool) -> None:
         raise ValueError(f"--out {out_dir!r} cannot be written ({why}); choose another --out.")
     held = [f for f in RESULT_FILES if os.path.exists(os.path.join(out_dir, f))]
     if held and not overwrite:
-        raise ValueError(
-            f"output dir {out_dir!r} already holds results ({', '.join(held)}); "
-            f"pass --overwrite to replace them or choose another --out."
-        )
+        raise ValueError(f"output dir {out_dir!r} already holds results ({', '.join(held)}); "
+                         f"pass --overwrite to replace them or choose another --out.")
 
 
 def save_model(model: keras.Model, path: str) -> int:
@@ -166,6 +165,10 @@ class Runner:
 
     def _teacher(self):
         tc = self.cfg.teacher
+        if self.file_teacher is not None:
+            about = describe(self.file_teacher)
+            self._header("teacher", f"teacher: the file {about['arch']}, run by {about['runtime']}")
+            return self._loaded_teacher(self.file_teacher, f"{tc.weights}, run by {about['runtime']}")
         if tc.weights in pretrained_weights(tc.model):
             self._header("teacher", f"teacher: {tc.model} with its published {tc.weights!r} weights")
             return self._loaded_teacher(self._new_model(tc, self.cfg.train.seed), f"its published {tc.weights!r} weights")
@@ -241,7 +244,7 @@ class Runner:
         if done:
             self.log(f"resuming an interrupted run in {self.out_dir}: {', '.join(done)} already finished")
         self.splits = self.task.load(cfg.data, cfg.train.seed)
-        check_models(cfg, self.plans, self._new_model)
+        self.file_teacher = check_models(cfg, self.plans, self._new_model, self.splits.input_shape)
         s = self.splits
         classes = f", {s.num_classes} classes" if s.num_classes else ""
         self.log(f"data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}: {s.num_train} train / "
@@ -300,6 +303,8 @@ class Runner:
                "size_bytes": size, "file": f"{name}.keras", **metrics, "train_seconds": seconds, "kd": kd}
         if source:
             row["source"] = source
+        if file_teacher_layer(model) is not None:  # the file as it is: its name and format, size and parameters
+            row.update({k: describe(model)[k] for k in ("arch", "size_bytes", "params", "file")})
         self.log(f"   {name}: test " + ", ".join(f"{h} {report.format_value(metrics[k], f)}"
                                                   for h, k, f in self.task.columns() if k in metrics))
         return row

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from kd_keras.config import PATH_SOURCES, Config, find_file
+from kd_keras.config import PATH_SOURCES, AdapterConfig, Config, find_file, to_dict
 from kd_keras.export.converters import QUANTIZE
+from kd_keras.file_teacher import FORMAT_NAMES, check_adapter, load_file_teacher, teacher_file_format
 from kd_keras.losses import create_loss
 from kd_keras.models import list_models
 from kd_keras.models.registry import check_pretrained, pretrained_weights
@@ -119,7 +120,48 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
             except (ValueError, TypeError) as e:
                 raise ValueError(f"{where}.losses.{j}: {e}") from None
         plans.append((d, losses))
+    check_file_teacher(cfg, task, plans)
     return plans
+
+
+def check_file_teacher(cfg: Config, task, plans: list) -> None:
+    """A teacher file (`.onnx`, `.tflite`, SavedModel) runs only in the cache pass: what would need more is refused.
+
+    Its output comes from its runtime, once per input or stored view
+    (`kd_keras.file_teacher`); it cannot be trained, read inside, or called
+    in a training step.
+    """
+    tc, t = cfg.teacher, cfg.train
+    fmt = teacher_file_format(tc.weights)
+    if not fmt:
+        if to_dict(tc.adapter) != to_dict(AdapterConfig()):
+            raise ValueError(f"teacher.adapter is set, but teacher.weights {tc.weights!r} is not a teacher file "
+                             f"(.onnx, .tflite or a SavedModel folder); a Keras teacher owns its preprocessing, so "
+                             f"drop teacher.adapter.")
+        return
+    check_adapter(tc.adapter)
+    what = f"teacher.weights {tc.weights!r} is a {FORMAT_NAMES[fmt]} file"
+    if task is not None and task.name != "classification":
+        raise ValueError(f"{what}, which serves logit losses (classification); a {task.name} teacher must be a "
+                         f"Keras model (.keras).")
+    if tc.finetune:
+        raise ValueError(f"{what}, which cannot be trained; set teacher.finetune = false.")
+    if t.teacher_cache == "off":
+        raise ValueError(f"{what}, which runs once in the teacher cache pass, never in the training step; set "
+                         f"train.teacher_cache = \"auto\".")
+    for d, losses in plans:
+        for j, loss in enumerate(losses):
+            layer = getattr(loss, "teacher_layer_name", None)
+            if layer:
+                raise ValueError(f"distill entry {d.name!r}: losses.{j} ({d.losses[j].method}) reads the teacher's "
+                                 f"layer {layer!r}, but {what} and gives its final output only; feature losses "
+                                 f"need a Keras teacher (.keras).")
+        data = d.data_config(cfg.data)
+        random = task.random_inputs(data) if task is not None else ""
+        if random and task.replay_blocker(data):
+            raise ValueError(f"{what}, which runs once in the teacher cache pass, but distill entry {d.name!r} "
+                             f"trains on {random}, which the cache cannot replay ({task.replay_blocker(data)}); use "
+                             f"replayable augmentation (flip, crop, translation, MixUp, CutMix) or a Keras teacher.")
 
 
 def check_teacher_weights(cfg: Config) -> None:
@@ -136,13 +178,17 @@ def check_teacher_weights(cfg: Config) -> None:
                                 f"teacher.train_if_missing=true to train the teacher.")
 
 
-def check_models(cfg: Config, plans: list, new_model) -> None:
+def check_models(cfg: Config, plans: list, new_model, input_shape=None):
     """Builds every model and KD loss once on the data's shapes, so a bad option fails before any training.
 
     Args:
         cfg: the recipe.
         plans: `validate`'s `(DistillConfig, [losses])` pairs.
         new_model: `fn(model_config, seed, weights=...) -> keras.Model` for the loaded data.
+        input_shape: one image of the loaded data (a teacher file is checked against it).
+
+    Returns:
+        The teacher when it is a file (`kd_keras.file_teacher`), opened and checked; else None.
     """
     from kd_keras.config import ModelConfig
     from kd_keras.distiller import Distiller
@@ -154,13 +200,27 @@ def check_models(cfg: Config, plans: list, new_model) -> None:
             raise ValueError(f"{where}: {m.model!r} with options {m.options} cannot be built: "
                              f"{str(e).rstrip('.')}; fix {where}.options.") from None
 
-    teacher = build("teacher", cfg.teacher, weights="")
+    file_teacher = None
+    if teacher_file_format(cfg.teacher.weights):
+        path = str(find_file(cfg.teacher.weights))
+        try:
+            teacher = file_teacher = load_file_teacher(path, input_shape, cfg.teacher.adapter)
+        except ValueError as e:
+            raise ValueError(f"teacher.weights: {e}") from None
+    else:
+        teacher = build("teacher", cfg.teacher, weights="")
     for d, losses in plans:
         student = build(f"[[distill]] {d.name!r} student" if d.student else "student",
                         ModelConfig(**d.student) if d.student else cfg.student)
+        widths = (file_teacher.outputs[0].shape[-1], student.outputs[0].shape[-1]) if file_teacher else (0, 0)
+        if widths[0] != widths[1]:
+            raise ValueError(f"teacher.weights: {cfg.teacher.weights!r} gives {widths[0]} scores per image, but the "
+                             f"student has {widths[1]} outputs (the data's classes); use a teacher file for these "
+                             f"classes, in their order.")
         try:
             Distiller(teacher, student, [type(l).from_config(l.get_config()) for l in losses])
         except ValueError as e:
             raise ValueError(f"[[distill]] {d.name!r}: {e}") from None
     if not plans:
         build("student", cfg.student)
+    return file_teacher

@@ -1,0 +1,256 @@
+"""A teacher that is only a file: ONNX, TFLite or SavedModel, run by its own runtime, never trained through.
+
+Most strong image classifiers are PyTorch models; a Keras student can still
+learn from one exported with `torch.onnx.export`. `load_file_teacher` wraps
+the file in a Keras model whose one layer, `FileTeacher`, applies the
+declared adapter (`kd_keras.config.AdapterConfig`: size, channel order,
+scale, mean, std, layout) in TensorFlow and calls the file through
+`kd_keras.runtimes` (ONNX Runtime, LiteRT, TensorFlow). That model is what
+the teacher-output caches call, in their one pass outside the training
+step: the fixed-input cache (`kd_keras.TeacherOutputCache`) and the stored
+augmented views (`kd_keras.TeacherViewsCache`). `kd_keras.Distiller`
+refuses to call it inside a training step, and feature losses, which read a
+teacher's inner layers, need a Keras teacher.
+
+Example:
+    >>> teacher = load_file_teacher("resnet56.onnx", input_shape=(32, 32, 3),
+    ...                             adapter={"layout": "nchw", "scale": 1 / 255})
+    >>> distiller = kd_keras.Distiller(teacher, student, "kd")
+    >>> outputs = kd_keras.TeacherOutputCache(distiller.teacher_outputs, "").outputs(train_examples)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kd_keras.config import AdapterConfig, find_file, from_dict, to_dict
+from kd_keras.runtimes import file_size, open_runtime
+
+FORMAT_NAMES = {"onnx": "ONNX", "tflite": "TFLite", "saved_model": "SavedModel"}
+
+
+def teacher_file_format(weights: str) -> str:
+    """"onnx", "tflite" or "saved_model" when `teacher.weights` names such a teacher, else ""."""
+    if not weights:
+        return ""
+    path = find_file(weights)
+    if path.is_dir():
+        return "saved_model" if (path / "saved_model.pb").exists() else ""
+    return {".onnx": "onnx", ".tflite": "tflite"}.get(path.suffix.lower(), "")
+
+
+def check_adapter(adapter: AdapterConfig) -> None:
+    """Refuses adapter values no file takes, naming the key (`teacher.adapter.*`)."""
+    a, where = adapter, "teacher.adapter"
+    choices = {"layout": ("nhwc", "nchw"), "channels": ("rgb", "bgr"), "output": ("logits", "probabilities")}
+    for key, allowed in choices.items():
+        if getattr(a, key) not in allowed:
+            raise ValueError(f"{where}.{key} must be one of {', '.join(map(repr, allowed))}, got {getattr(a, key)!r}.")
+    for key in ("size", "mean", "std"):
+        if not isinstance(getattr(a, key), (list, tuple)):
+            raise ValueError(f"{where}.{key} must be a list, e.g. [0.5], got {getattr(a, key)!r}.")
+    if a.size and (len(a.size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                               for v in a.size)):
+        raise ValueError(f"{where}.size must be [height, width] in pixels (or empty: keep the data's), got {a.size!r}.")
+    if not a.scale > 0:
+        raise ValueError(f"{where}.scale must be > 0 (1/255 maps 0-255 pixels to [0, 1]), got {a.scale!r}.")
+    for key in ("mean", "std"):
+        values = getattr(a, key)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"{where}.{key} must be numbers, one per channel (or one for all), got {values!r}.")
+    if any(v <= 0 for v in a.std):
+        raise ValueError(f"{where}.std must be > 0, got {a.std!r}.")
+
+
+def file_digest(path: str) -> str:
+    """sha256 of a file, or of every file of a SavedModel folder (names and bytes, sorted)."""
+    h = hashlib.sha256()
+    files = sorted(Path(path).rglob("*")) if os.path.isdir(path) else [Path(path)]
+    for f in files:
+        if f.is_file():
+            h.update(str(f.relative_to(path) if os.path.isdir(path) else f.name).encode())
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
+def file_params(path: str, fmt: str) -> int | None:
+    """Parameters stored in a teacher file: ONNX initializers, SavedModel variables; None for TFLite."""
+    if fmt == "onnx":
+        import onnx
+
+        graph = onnx.load(path, load_external_data=False).graph
+        return int(sum(np.prod(t.dims, dtype=np.int64) for t in graph.initializer))
+    if fmt == "saved_model":
+        return int(sum(np.prod(v.shape) for v in tf.saved_model.load(path).variables))
+    return None
+
+
+@keras.saving.register_keras_serializable("kd_keras")
+class FileTeacher(keras.layers.Layer):
+    """Calls a teacher file on a batch of raw 0-255 NHWC images, through the declared adapter.
+
+    Args:
+        path: the `.onnx` or `.tflite` file or SavedModel folder.
+        adapter: `AdapterConfig` fields as a dict.
+        classes: the width of the file's output (its number of classes).
+        sha256: the file's digest when the model was saved; a reloaded
+            model refuses a file that has changed since.
+        threads: CPU threads of the runtime.
+    """
+
+    def __init__(self, path: str, adapter: dict | None = None, classes: int = 0, sha256: str = "",
+                 threads: int = 2, **kwargs):
+        kwargs.pop("trainable", None)
+        super().__init__(trainable=False, **kwargs)
+        self.file_path, self.adapter, self.classes, self.threads = os.fspath(path), dict(adapter or {}), classes, threads
+        self.adapter_config = from_dict(AdapterConfig, self.adapter, "teacher.adapter.")
+        check_adapter(self.adapter_config)
+        if not os.path.exists(self.file_path):
+            raise FileNotFoundError(f"teacher file {self.file_path!r} does not exist; check teacher.weights.")
+        digest = file_digest(self.file_path)
+        if sha256 and sha256 != digest:
+            raise ValueError(f"teacher file {self.file_path!r} has changed since this model was saved (sha256 "
+                             f"{digest[:12]}, was {sha256[:12]}); load the teacher from the file again.")
+        self.sha256 = digest
+        self.runtime = open_runtime(self.file_path, threads)
+        self.format = self.runtime.format
+
+    def prepare(self, x):
+        """The adapter in TensorFlow: raw NHWC RGB 0-255 images to the file's input."""
+        a = self.adapter_config
+        x = tf.cast(x, tf.float32)
+        if a.size:
+            x = tf.image.resize(x, a.size, method="bilinear")
+        if a.channels == "bgr":
+            x = x[..., ::-1]
+        x = x * a.scale
+        if a.mean:
+            x = x - tf.constant(a.mean, tf.float32)
+        if a.std:
+            x = x / tf.constant(a.std, tf.float32)
+        return tf.transpose(x, [0, 3, 1, 2]) if a.layout == "nchw" else x
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """The file on an adapted batch, in chunks of its fixed batch size if it has one; logits out."""
+        x = np.asarray(x, np.float32)
+        step = self.runtime.batch
+        if not step or len(x) == step:
+            y = self.runtime(x)
+        else:
+            parts = []
+            for i in range(0, len(x), step):
+                chunk = x[i:i + step]
+                pad = step - len(chunk)
+                if pad:
+                    chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
+                parts.append(self.runtime(chunk)[:step - pad])
+            y = np.concatenate(parts) if parts else np.zeros((0, self.classes), np.float32)
+        y = np.asarray(y, np.float32).reshape(len(x), -1)
+        if self.adapter_config.output == "probabilities":
+            y = np.log(np.maximum(y, 1e-12))
+        return y.astype(np.float32)
+
+    def call(self, x):
+        y = tf.numpy_function(self.run, [self.prepare(x)], tf.float32, stateful=False)
+        return tf.ensure_shape(y, (None, self.classes))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.classes)
+
+    def get_config(self):
+        return {**super().get_config(), "path": self.file_path, "adapter": self.adapter, "classes": self.classes,
+                "sha256": self.sha256, "threads": self.threads}
+
+
+def file_teacher_layer(model) -> FileTeacher | None:
+    """The `FileTeacher` layer of a model built by `load_file_teacher`, else None."""
+    for layer in getattr(model, "layers", ()):
+        if isinstance(layer, FileTeacher):
+            return layer
+    return None
+
+
+def load_file_teacher(path: str, input_shape, adapter=None, threads: int = 2) -> keras.Model:
+    """A Keras model over a teacher file, checked against the data's images before anything trains.
+
+    Args:
+        path: `.onnx`, `.tflite` or SavedModel folder.
+        input_shape: one image of the data, `(height, width, channels)`.
+        adapter: `AdapterConfig` or a dict of its fields.
+        threads: CPU threads of the runtime.
+
+    Raises:
+        ValueError: an adapter value no file takes, a file whose input does
+            not fit the adapted images (with the adapter setting that would),
+            or an output that is not one row of class scores per image.
+    """
+    adapter = to_dict(adapter) if dataclasses.is_dataclass(adapter) else dict(adapter or {})
+    layer = FileTeacher(path, adapter, threads=threads, name="file_teacher")
+    name = f"{os.path.basename(os.path.normpath(path))} ({FORMAT_NAMES[layer.format]})"
+    _check_input(layer, tuple(input_shape), name)
+    probe = np.full((1, *input_shape), 128.0, np.float32)
+    try:
+        out = layer.runtime(np.repeat(layer.prepare(probe).numpy(), layer.runtime.batch or 1, axis=0))
+    except Exception as e:  # each runtime raises its own types for a wrong input
+        raise ValueError(f"teacher {name} fails on the data's images after teacher.adapter "
+                         f"({str(e).strip().splitlines()[0][:160]}); check teacher.adapter.") from None
+    if out.ndim != 2:
+        raise ValueError(f"teacher {name} outputs shape {tuple(out.shape)} per batch, not (batch, classes); a teacher "
+                         f"file serves logit losses (classification); use a Keras teacher for other tasks.")
+    row = out[0]
+    if layer.adapter_config.output == "logits" and row.min() >= 0 and abs(float(row.sum()) - 1) < 1e-3 and len(row) > 1:
+        raise ValueError(f"teacher {name} outputs probabilities (each row sums to 1), not logits; set "
+                         f"teacher.adapter.output = \"probabilities\".")
+    layer.classes = int(out.shape[1])
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    model = keras.Model(inputs, layer(inputs), name=f"{layer.format}_file_teacher")
+    model.trainable = False
+    return model
+
+
+def describe(model) -> dict:
+    """What the report shows of a file teacher: its file name and format, size, parameters, runtime."""
+    layer = file_teacher_layer(model)
+    return {"arch": f"{os.path.basename(os.path.normpath(layer.file_path))} ({FORMAT_NAMES[layer.format]})",
+            "size_bytes": file_size(layer.file_path), "params": file_params(layer.file_path, layer.format),
+            "runtime": layer.runtime.engine, "file": layer.file_path, "format": layer.format}
+
+
+def _check_input(layer: FileTeacher, image_shape: tuple, name: str) -> None:
+    """The file's input against the adapted image shape, with the setting that would make them fit."""
+    a, want = layer.adapter_config, tuple(layer.runtime.input_shape)
+    h, w = a.size or image_shape[:2]
+    c = image_shape[2]
+    if a.mean and len(a.mean) not in (1, c) or a.std and len(a.std) not in (1, c):
+        raise ValueError(f"teacher.adapter.mean and std need 1 or {c} values (the data's channels), got "
+                         f"{a.mean!r} and {a.std!r}.")
+    given = (c, h, w) if a.layout == "nchw" else (h, w, c)
+    if len(want) != 3:
+        raise ValueError(f"teacher {name} takes inputs of rank {len(want) + 1} (per example {want}), not a batch "
+                         f"of images (rank 4); a teacher file needs one image input.")
+    if all(d is None or d == g for d, g in zip(want, given)):
+        return
+    fh, fw, fc = want if a.layout == "nhwc" else (want[1], want[2], want[0])
+    hints = []
+    if a.layout == "nhwc" and want[0] in (1, 3) and want[2] not in (1, 3):
+        hints.append("teacher.adapter.layout = \"nchw\"")
+        fc, fh, fw = want
+    elif a.layout == "nchw" and want[2] in (1, 3) and want[0] not in (1, 3):
+        hints.append("teacher.adapter.layout = \"nhwc\"")
+        fh, fw, fc = want
+    if fh and fw and (fh, fw) != (h, w):
+        hints.append(f"teacher.adapter.size = [{fh}, {fw}]")
+    fix = "set " + " and ".join(hints) if hints else ""
+    if fc and fc != c:
+        fix += ("; " if fix else "") + f"the file takes {fc} channels and the data has {c}"
+    raise ValueError(f"teacher {name} takes images of shape {want} per example, but the data's images after "
+                     f"teacher.adapter are {given}; {fix or 'check teacher.adapter'}.")
