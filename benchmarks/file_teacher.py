@@ -32,16 +32,17 @@ Exits 1 if a target is missed, 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, also when imported
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from bench_common import load_recipe, load_runs, run_cli  # noqa: E402
 
 TEACHERS = ("keras", "onnx", "tflite", "tflite_int8")
 FILES = {"onnx": "teacher.onnx", "tflite": "teacher.tflite", "tflite_int8": "teacher_int8.tflite"}
@@ -67,44 +68,17 @@ def parse(argv):
 
 
 def main(argv=None) -> int:
-    try:
-        args = parse(argv)
-        bench = Bench(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    result = bench.run()
-    print_report(result)
-    from kd_keras.report import write_json_atomic
-
-    write_json_atomic(os.path.join(args.out, "result.json"), result)
-    return 0 if all(result["met"].values()) else 1
+    return run_cli(argv, parse, Bench, print_report)
 
 
 class Bench:
     def __init__(self, args):
-        from kd_keras.config import load_config, quote
-        from kd_keras.tasks import TASKS
-
         self.args = args
-        sets = [f"data.path={quote(args.data)}"] if args.data else []
-        if args.limit:
-            sets.append(f"data.limit={args.limit}")
-        self.cfg = load_config(args.config, sets)
-        if self.cfg.task != "classification" or not self.cfg.distill:
-            raise ValueError(f"{args.config} must be a classification recipe with a [[distill]] entry.")
-        if self.cfg.data.augment.replay_blocker:
-            raise ValueError(f"{args.config}'s augmentation cannot be stored as views: "
-                             f"{self.cfg.data.augment.replay_blocker}.")
-        self.task = TASKS["classification"]()
-        self.splits = self.task.load(self.cfg.data, 0)
+        self.cfg, self.task, self.splits = load_recipe(args)
         self.keras_teacher = keras.saving.load_model(args.teacher, compile=False)
         os.makedirs(args.out, exist_ok=True)
         self.runs_path = os.path.join(args.out, "runs.json")
-        self.runs = {}
-        if os.path.exists(self.runs_path):
-            with open(self.runs_path) as f:
-                self.runs = json.load(f)
+        self.runs = load_runs(self.runs_path)
 
     def export(self) -> None:
         from kd_keras.export import converters

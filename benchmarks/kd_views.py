@@ -32,7 +32,6 @@ Exits 1 if a target is missed, 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -42,6 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # kd_overhead's EpochTimer, also when imported
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from bench_common import load_recipe, load_runs, run_cli  # noqa: E402
 
 TARGETS = {"views_vs_baseline": 1.15, "accuracy_gap_pt": 0.5}
 TIMED = ("baseline", "KD views", "KD live")
@@ -71,39 +71,15 @@ def parse(argv):
 
 
 def main(argv=None) -> int:
-    try:
-        args = parse(argv)
-        bench = Bench(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    result = bench.run()
-    print_report(result)
-    from kd_keras.report import write_json_atomic
-
-    write_json_atomic(os.path.join(args.out, "result.json"), result)
-    return 0 if all(result["met"].values()) else 1
+    return run_cli(argv, parse, Bench, print_report)
 
 
 class Bench:
     def __init__(self, args):
-        from kd_keras.config import load_config, quote
         from kd_keras.losses import create_loss
-        from kd_keras.tasks import TASKS
 
         self.args = args
-        sets = [f"data.path={quote(args.data)}"] if args.data else []
-        if args.limit:
-            sets.append(f"data.limit={args.limit}")
-        self.cfg = load_config(args.config, sets)
-        if self.cfg.task != "classification" or not self.cfg.distill:
-            raise ValueError(f"{args.config} must be a classification recipe with a [[distill]] entry.")
-        blocker = self.cfg.data.augment.replay_blocker
-        if not self.cfg.data.augment.active or blocker:
-            raise ValueError(f"{args.config} needs replayable random augmentation (crop, flip, translate, mixup, "
-                             f"cutmix){': ' + blocker if blocker else ''}.")
-        self.task = TASKS["classification"]()
-        self.splits = self.task.load(self.cfg.data, 0)
+        self.cfg, self.task, self.splits = load_recipe(args, need_augmentation=True)
         self.teacher = keras.saving.load_model(args.teacher, compile=False)
         self.teacher.trainable = False
         d = self.cfg.distill[0]
@@ -111,10 +87,7 @@ class Bench:
         self.loss = lambda: [create_loss(l.method, kind="distill", **l.options) for l in d.losses]
         os.makedirs(args.out, exist_ok=True)
         self.runs_path = os.path.join(args.out, "runs.json")
-        self.runs = {}
-        if os.path.exists(self.runs_path):
-            with open(self.runs_path) as f:
-                self.runs = json.load(f)
+        self.runs = load_runs(self.runs_path)
         self.stored = None
 
     # ------------------------------------------------------------- pieces

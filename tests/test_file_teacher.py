@@ -158,6 +158,8 @@ def test_recipe_runs_end_to_end_with_an_onnx_teacher(teacher_files, tmp_path, ca
     keras_acc = float((keras.ops.convert_to_numpy(model(x)).argmax(-1) == labels).mean())
     assert abs(t["accuracy"] - keras_acc) < 1 / len(labels) + 1e-9  # measured through ONNX Runtime, same model
     assert "teacher: the file teacher.onnx (ONNX), run by ONNX Runtime" in printed
+    assert f"- teacher teacher.onnx (ONNX): loaded from {onnx_path}, run by ONNX Runtime" in \
+        (out / "results.md").read_text()
     assert rows["kd"]["kd"]["teacher_cache"]["mode"] == "views"  # digits translate: stored views, not live
     saved = keras.saving.load_model(out / "teacher.keras")  # what a resumed run loads: the file, checked unchanged
     np.testing.assert_allclose(saved(x[:8]), model(x[:8]), atol=1e-4)
