@@ -508,7 +508,8 @@ def load_config(path: str | os.PathLike | None, overrides=(), smoke: bool = Fals
     if path is not None:
         p = find_file(path)
         if not p.is_file():
-            raise FileNotFoundError(f"config file {os.fspath(path)!r} does not exist; see the recipes/ folder.")
+            raise FileNotFoundError(f"config file {os.fspath(path)!r} does not exist; give a TOML file's path or a "
+                                    f"shipped recipe's name (python -m kd_keras.recipes.<task> --list).")
         try:
             data = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as e:

@@ -38,7 +38,9 @@ def parse(spec: str, task, scale: int | None = None, overrides=()):
     if not spec:
         raise ValueError(f"empty data spec; pass one of {EXAMPLES}.")
     if spec.endswith(".toml"):
-        cfg = load_config(spec, overrides)
+        from kd_keras.recipes.catalog import resolve
+
+        cfg = load_config(resolve(spec), overrides)  # recipes/NAME.toml is found in an installed package too
         if cfg.task != task.name:
             raise ValueError(f"{spec} is a {cfg.task} recipe, but the model is a {task.name} model; "
                              f"pass a data spec for {task.name}.")

@@ -109,6 +109,8 @@ def benchmark(paths: list[str], data: str, out_dir: str, threads: int = 2, runs:
     if len(set(tasks.values())) > 1:
         raise ValueError(f"models of different tasks cannot share a benchmark: {tasks}.")
     task = TASKS[next(iter(tasks.values()))]()
+    if task.missing_extra():  # the benchmark scores the models: say so before loading any data
+        raise ValueError(task.missing_extra())
     first = next(iter(runtimes.values()))
     scale = sr_scale(first) if task.name == "super_resolution" else None
     cfg, splits = dataspec.load(data, task, scale, overrides)

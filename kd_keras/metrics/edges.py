@@ -59,11 +59,28 @@ def edge_counts(probability: np.ndarray, annotations: np.ndarray, n_thresholds: 
     return np.stack(counts).astype(np.float64)
 
 
+MISSING = ("edge detection is scored with the BSDS benchmark of pyEdgeEval, which is not installed; install the "
+           "extra: pip install \"kd_keras[edges]\" (pyEdgeEval builds from source: it needs a C++ compiler).")
+
+
+def missing_benchmark() -> str:
+    """The one-line hint when pyEdgeEval (the `edges` extra) is not installed, else ""."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("pyEdgeEval") is not None
+    except (ImportError, ValueError):  # a broken or hidden install
+        found = False
+    return "" if found else MISSING
+
+
 def _pyedgeeval():
     """Imports pyEdgeEval quietly (it prints a note about .mat files on import)."""
     import contextlib
     import io
 
+    if missing_benchmark():
+        raise ValueError(MISSING)
     with contextlib.redirect_stdout(io.StringIO()):
         from pyEdgeEval.common.binary_label.evaluate_boundaries import evaluate_boundaries_threshold_multiple_gts
         from pyEdgeEval.common.metrics import interpolated_max_scores

@@ -6,10 +6,12 @@ import argparse
 import os
 import shlex
 import sys
+from pathlib import Path
 
 from kd_keras.callbacks import TrainingDiverged
 from kd_keras.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR
-from kd_keras.config import find_file, load_config, quote
+from kd_keras.config import load_config, quote
+from kd_keras.recipes import catalog
 
 EXIT_DIVERGED = 3
 
@@ -19,7 +21,9 @@ def parser(task: str, default_config: str, predict: bool = False) -> argparse.Ar
         prog=f"python -m kd_keras.recipes.{task}",
         description=f"Train a teacher, a no-teacher baseline and KD students for {task}, and compare them.",
     )
-    p.add_argument("--config", default=default_config, help=f"recipe TOML file (default: {default_config})")
+    p.add_argument("--config", default=default_config,
+                   help=f"a shipped recipe's name (--list) or a TOML file (default: {Path(default_config).stem})")
+    p.add_argument("--list", action="store_true", help="list the shipped recipes of this task and exit")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.epochs=3 (repeatable)")
     p.add_argument("--data", help="dataset path (npz file or folder); same as --set data.path=PATH")
@@ -47,8 +51,13 @@ def main(task_name: str, default_config: str, argv=None) -> int:
 
     task = TASKS[task_name]()
     args = parser(task_name, default_config, predict=hasattr(task, "predict")).parse_args(argv)
+    if args.list:
+        print(catalog.listing(task_name))
+        return 0
     try:
         from kd_keras.recipes.runner import run
+
+        args.config = catalog.resolve(args.config)
 
         overrides = list(args.overrides) + ([f"data.path={quote(args.data)}"] if args.data else [])
         if args.smoke:
@@ -83,5 +92,5 @@ def main(task_name: str, default_config: str, argv=None) -> int:
 
 
 def default_config_path(name: str) -> str:
-    """`recipes/<name>` in the working directory or the repository."""
-    return str(find_file(os.path.join("recipes", name)))
+    """The shipped recipe `name` (a file name in `recipes/`), from an installed package or a clone."""
+    return str(catalog.recipes_dir() / name)

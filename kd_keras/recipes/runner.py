@@ -20,7 +20,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from kd_keras import report
+from kd_keras import __version__, report
 from kd_keras.callbacks import AtomicBackupAndRestore, NaNGuard, TrainingDiverged, run_logs
 from kd_keras.cli import unwritable_reason
 from kd_keras.config import Config, ModelConfig, find_file, to_dict
@@ -337,7 +337,7 @@ class Runner:
             "models": rows,
             "exported": list(exported),
             "environment": {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-                            "tensorflow": tf.__version__, "keras": keras.__version__,
+                            "kd_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
                             "python": platform.python_version(), "cpus": os.cpu_count(),
                             "gpus": len(tf.config.list_physical_devices("GPU"))},
             "config": to_dict(cfg),
@@ -349,6 +349,8 @@ class Runner:
         lines += [f"Data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}, {s.num_train} train / "
                   f"{s.num_val} val / {s.num_test} test images. Metrics are on the test split.", "", table, ""]
         for r in rows:
+            if r["role"] == "teacher" and r.get("source", "").startswith("loaded from"):
+                lines.append(f"- teacher {r['arch']}: {r['source']}.")
             if r["role"] == "kd" and r["kd"].get("own_student"):
                 lines.append(f"- {r['name']}: a different student ({r['arch']}) than the baseline's, so no KD gain "
                              f"is computed; compare it with the teacher.")
@@ -358,8 +360,7 @@ class Runner:
                     f"recovers {100 * g:.1f}% of the teacher-baseline gap." if g is not None
                     else "the baseline is not below the teacher, so there is no gap to recover."))
             if r["role"] == "kd" and r["kd"].get("teacher_outputs"):
-                how = r["kd"]["teacher_outputs"]
-                lines.append(f"  {how[0].upper()}{how[1:]}.")
+                lines.append(f"  {r['kd']['teacher_outputs'][0].upper()}{r['kd']['teacher_outputs'][1:]}.")
         lines += ["", *self.task.report_notes(rows)]
         shape = "x".join(str(d) for d in self.timing_shape)
         lines += ["", f"Latency: median of {cfg.report.rounds * cfg.report.latency_runs} batch-1 calls "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kd_keras.config import PATH_SOURCES, AdapterConfig, Config, find_file, to_dict
+from pathlib import Path
+
+from kd_keras.config import PATH_SOURCES, REPO_ROOT, AdapterConfig, Config, find_file, to_dict
 from kd_keras.export.converters import QUANTIZE
 from kd_keras.file_teacher import FORMAT_NAMES, check_adapter, load_file_teacher, teacher_file_format
 from kd_keras.losses import create_loss
@@ -15,6 +17,7 @@ SCHEDULES = ("cosine", "constant")
 RESERVED = ("teacher", "baseline")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+SHIPPED_TEACHERS_MB = 56  # saved_models/*.keras, 2026-11-30
 
 
 def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
@@ -28,6 +31,8 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
     Returns:
         One `(DistillConfig, [loss objects])` pair per KD student.
     """
+    if task is not None and task.missing_extra():
+        raise ValueError(task.missing_extra())
     d = cfg.data
     if d.path and d.source not in PATH_SOURCES:
         readers = [s for s in (task.sources if task is not None else PATH_SOURCES) if s in PATH_SOURCES]
@@ -174,6 +179,10 @@ def check_teacher_weights(cfg: Config) -> None:
     if (tc.weights and tc.weights != "imagenet" and tc.weights not in named and not tc.train_if_missing
             and not find_file(tc.weights).exists()):
         hint = f" or one of {tc.model}'s named weights ({', '.join(named)})" if named else ""
+        if Path(tc.weights).parts[0] == "saved_models" and not (REPO_ROOT / "saved_models").is_dir():
+            hint += (" (the shipped teachers are not inside the installed package, which they would make "
+                     f"{SHIPPED_TEACHERS_MB} MB larger: copy {tc.weights} from a clone of the kd_keras repository, "
+                     "with its model card, and pass its path)")
         raise FileNotFoundError(f"teacher weights {tc.weights!r} do not exist; fix teacher.weights{hint}, or set "
                                 f"teacher.train_if_missing=true to train the teacher.")
 

@@ -25,6 +25,10 @@ class Task:
     sources: tuple = ()
     default_timing_size = 0
 
+    def missing_extra(self) -> str:
+        """A one-line install hint when an optional package this task needs is absent, else ""."""
+        return ""
+
     def check_source(self, source: str) -> None:
         if source not in self.sources:
             raise ValueError(f"unknown dataset source {source!r}; valid sources: {', '.join(self.sources)} "

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from kd_keras.data.edges import load_bsds, load_synthetic
 from kd_keras.data.images import DenseSplits
-from kd_keras.metrics.edges import PixelF1, boundary_scores
+from kd_keras.metrics.edges import PixelF1, boundary_scores, missing_benchmark
 from kd_keras.tasks.base import Task, center_crops, random_crops, single_image_forward
 from kd_keras.teacher_cache import FINAL
 
@@ -42,6 +42,9 @@ class EdgeDetectionTask(Task):
     default_hard_loss = {"method": "balanced_bce"}
     sources = ("shapes", "bsds")
     default_timing_size = 320
+
+    def missing_extra(self) -> str:
+        return missing_benchmark()
 
     def smoke_overrides(self):
         return ["data.limit=12", "data.repeats=1", "report.edge_thresholds=9", "report.workers=1",

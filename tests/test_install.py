@@ -1,0 +1,142 @@
+"""Installed like a library: the wheel carries the recipes and runs them from any folder; the core needs no
+pyEdgeEval; shipped recipes by name, --list, and the mistakes around names."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from kd_keras.config import REPO_ROOT
+from kd_keras.recipes import catalog
+
+TASKS = ("classification", "edge_detection", "super_resolution")
+
+
+def run(cmd, cwd, env=None, timeout=600):
+    env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}, **(env or {})}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory):
+    """The wheel `pip wheel .` builds, installed into a new virtual environment.
+
+    The environment sees this machine's packages (`--system-site-packages`: TensorFlow and the rest are not
+    downloaded again), but kd_keras itself comes from the wheel: its own copy in the environment's
+    site-packages is found before the editable install of the repository.
+    """
+    root = tmp_path_factory.mktemp("install")
+    built = run([sys.executable, "-m", "pip", "wheel", str(REPO_ROOT), "--no-deps", "--no-build-isolation", "-w",
+                 str(root / "dist")], cwd=root)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = glob.glob(str(root / "dist" / "kd_keras-*.whl"))[0]
+    made = run([sys.executable, "-m", "venv", "--system-site-packages", str(root / "venv")], cwd=root)
+    assert made.returncode == 0, made.stderr
+    python = str(root / "venv" / "bin" / "python")
+    installed = run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", wheel], cwd=root)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    outside = root / "elsewhere"
+    outside.mkdir()
+    return python, wheel, outside
+
+
+def test_the_wheel_carries_every_shipped_recipe_and_no_teacher(venv):
+    _, wheel, _ = venv
+    names = zipfile.ZipFile(wheel).namelist()
+    packed = sorted(Path(n).name for n in names if n.startswith("kd_keras/recipe_files/"))
+    assert packed == sorted(p.name for p in (REPO_ROOT / "recipes").glob("*.toml"))
+    assert not [n for n in names if n.endswith(".keras")]  # the shipped teachers stay out: see the README
+    assert os.path.getsize(wheel) < 2e6
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_installed_wheel_runs_each_default_recipe_from_another_folder(venv, task):
+    python, _, outside = venv
+    where = run([python, "-c", "import kd_keras; print(kd_keras.__file__, kd_keras.__version__)"], cwd=outside)
+    assert str(Path(python).parents[1]) in where.stdout, where.stdout  # the wheel's copy, not the clone
+    proc = run([python, "-m", f"kd_keras.recipes.{task}", "--smoke", "--out", f"run_{task}"], cwd=outside)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (outside / f"run_{task}" / "results.json").exists()
+    assert '"kd_keras": "' in (outside / f"run_{task}" / "results.json").read_text()
+
+
+def test_installed_wheel_runs_a_shipped_recipe_by_name_and_lists_them(venv):
+    python, _, outside = venv
+    listed = run([python, "-m", "kd_keras.recipes.super_resolution", "--list"], cwd=outside)
+    assert listed.returncode == 0 and "sr_skimage" in listed.stdout and "sr_t91" in listed.stdout
+    assert "digits" not in listed.stdout.split("other tasks")[0]  # only this task's recipes are listed
+    proc = run([python, "-m", "kd_keras.recipes.classification", "--config", "cifar10_small", "--smoke", "--data",
+                str(tiny_cifar(outside / "tiny.npz")), "--out", "by_name"], cwd=outside)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((outside / "by_name" / "results.json").read_text())["recipe"] == "cifar10_small"
+    # its teacher, saved_models/cifar10_small_resnet56.keras, is not in the wheel: trained, as the recipe allows
+    assert "teacher weights saved_models/cifar10_small_resnet56.keras not found: training the teacher" in proc.stdout
+
+
+def tiny_cifar(path):
+    """CIFAR-shaped npz: 32x32 RGB, 10 classes, a few images each."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.arange(100) % 10
+    x = rng.integers(0, 255, (100, 32, 32, 3), dtype=np.uint8)
+    np.savez(path, x_train=x, y_train=y, x_test=x[:40], y_test=y[:40])
+    return path
+
+
+SITE_HIDING_PYEDGEEVAL = '''
+import sys
+
+
+class HidePyEdgeEval:
+    """Makes pyEdgeEval (the `edges` extra) look uninstalled."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "pyEdgeEval" or name.startswith("pyEdgeEval."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+
+sys.meta_path.insert(0, HidePyEdgeEval())
+'''
+
+
+def test_without_pyedgeeval_classification_runs_and_the_edge_recipe_names_the_extra(tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SITE_HIDING_PYEDGEEVAL)
+    env = {"PYTHONPATH": str(tmp_path / "site")}
+    hidden = run([sys.executable, "-c", "import kd_keras.recipes.runner, kd_keras.tasks\nimport pyEdgeEval"],
+                 cwd=tmp_path, env=env)
+    assert "No module named 'pyEdgeEval'" in hidden.stderr  # the simulation works, and kd_keras imports without it
+    proc = run([sys.executable, "-m", "kd_keras.recipes.classification", "--smoke", "--out", "cls"], cwd=tmp_path,
+               env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run([sys.executable, "-m", "kd_keras.recipes.edge_detection", "--smoke", "--out", "edges"], cwd=tmp_path,
+               env=env)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        "error: edge detection is scored with the BSDS benchmark of pyEdgeEval, which is not installed; install the "
+        "extra: pip install \"kd_keras[edges]\" (pyEdgeEval builds from source: it needs a C++ compiler)."]
+    assert not (tmp_path / "edges").exists()
+
+
+def test_config_by_name_by_path_and_the_mistakes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    names = catalog.shipped()
+    assert {"digits", "cifar10_small", "edges_synthetic", "sr_skimage"} <= set(names)
+    assert catalog.resolve("cifar10_small") == str(names["cifar10_small"])
+    assert catalog.resolve("recipes/cifar10_small.toml") == str(names["cifar10_small"])  # a clone's path, anywhere
+    with pytest.raises(ValueError, match="unknown recipe 'cifar10_smal'.*shipped recipes: .*cifar10_small"):
+        catalog.resolve("cifar10_smal")
+    with pytest.raises(FileNotFoundError, match="config file 'mine/x.toml' does not exist"):
+        catalog.resolve("mine/x.toml")
+    (tmp_path / "cifar10_small.toml").write_text('name = "mine"\n')
+    said = []
+    assert catalog.resolve("cifar10_small.toml", log=said.append) == "cifar10_small.toml"
+    assert said and "using the file cifar10_small.toml here, not the shipped recipe 'cifar10_small'" in said[0]
+    listing = catalog.listing("classification")
+    assert "cifar10_small" in listing and "edges_synthetic" not in listing.split("other tasks")[0]
