@@ -317,7 +317,23 @@ def _folder(path: str, image_size, val_fraction, seed, limit):
 
 
 # -------------------------------------------------------------------- tfds
+TFDS_MISSING = ("data.source = \"tfds\" reads TensorFlow Datasets, which is not installed; install the extra: "
+                "pip install \"kd_keras[tfds]\".")
+
+
+def missing_tfds() -> str:
+    """The one-line hint when tensorflow-datasets (the `tfds` extra) is not installed, else ""."""
+    import importlib.util
+
+    try:
+        return "" if importlib.util.find_spec("tensorflow_datasets") is not None else TFDS_MISSING
+    except (ImportError, ValueError):  # a broken or hidden install
+        return TFDS_MISSING
+
+
 def _tfds(name, data_dir, image_size, val_fraction, limit, manual_dir=None):
+    if missing_tfds():
+        raise ValueError(TFDS_MISSING)
     import tensorflow_datasets as tfds
 
     if not name:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kd_keras.config import PATH_SOURCES, REPO_ROOT, AdapterConfig, Config, find_file, to_dict
+from kd_keras.data.sources import missing_tfds
 from kd_keras.export.converters import QUANTIZE
 from kd_keras.file_teacher import FORMAT_NAMES, check_adapter, load_file_teacher, teacher_file_format
 from kd_keras.losses import create_loss
@@ -34,6 +35,8 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
     if task is not None and task.missing_extra():
         raise ValueError(task.missing_extra())
     d = cfg.data
+    if d.source == "tfds" and missing_tfds():
+        raise ValueError(missing_tfds())
     if d.path and d.source not in PATH_SOURCES:
         readers = [s for s in (task.sources if task is not None else PATH_SOURCES) if s in PATH_SOURCES]
         raise ValueError(f"--data / data.path {d.path!r} would be ignored: this recipe's data.source {d.source!r} "
