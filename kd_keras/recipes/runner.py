@@ -303,8 +303,8 @@ class Runner:
                "size_bytes": size, "file": f"{name}.keras", **metrics, "train_seconds": seconds, "kd": kd}
         if source:
             row["source"] = source
-        if file_teacher_layer(model) is not None:  # the file as it is: its name and format, size and parameters
-            row.update({k: describe(model)[k] for k in ("arch", "size_bytes", "params", "file")})
+        if file_teacher_layer(model) is not None:  # the file as it is (one describe: it reads the file's parameters)
+            row.update({k: v for k, v in describe(model).items() if k in ("arch", "size_bytes", "params", "file")})
         self.log(f"   {name}: test " + ", ".join(f"{h} {report.format_value(metrics[k], f)}"
                                                   for h, k, f in self.task.columns() if k in metrics))
         return row
