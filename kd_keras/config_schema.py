@@ -1,0 +1,348 @@
+"""The recipe schema: one frozen dataclass per TOML table, every key with its default.
+
+`kd_keras.config` reads TOML files and `--set` overrides into these; import
+them from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from kd_keras.data.augment import AugmentConfig
+
+# Data sources that read data.path (--data); the others (digits, tfds, shapes, skimage) take none.
+PATH_SOURCES = ("npz", "folder", "bsds", "tiny_imagenet", "mhist")
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are batched.
+
+    Attributes:
+        source: classification: "digits", "npz", "folder", "tfds",
+            "tiny_imagenet" or "mhist";
+            edge detection: "shapes" (synthetic) or "bsds"; super-resolution:
+            "skimage" or "folder".
+        path: npz file or image folder.
+        path_env: environment variable read for `path` when `path` is empty.
+        name: tfds dataset name.
+        data_dir: tfds data directory.
+        manual_dir: tfds manual download folder (e.g. imagenet2012's
+            ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar).
+        image_size: resize images to this side when loading (0: keep).
+        val_fraction: share of the training split held out for validation.
+        batch_size: training batch size.
+        limit: keep at most this many train/test examples (0: all).
+        cache: keep decoded images in memory (turn off for data larger
+            than RAM).
+        scale: super-resolution factor (2, 3 or 4).
+        patch_size: dense tasks: side of the random training crops (for
+            super-resolution, of the high-resolution patch); training images
+            smaller than this are skipped with a warning.
+        repeats: dense tasks: random crops per training image and epoch.
+        train_sets, val_sets, test_sets: dense tasks: sub-folders (image
+            sets or BSDS splits) for each role; empty means the task's
+            default, and empty `val_sets` holds out `val_fraction` of the
+            training images.
+    """
+
+    source: str = "digits"
+    path: str = ""
+    path_env: str = ""
+    name: str = ""
+    data_dir: str = ""
+    manual_dir: str = ""
+    image_size: int = 0
+    val_fraction: float = 0.1
+    batch_size: int = 64
+    limit: int = 0
+    cache: bool = True
+    scale: int = 2
+    patch_size: int = 0
+    repeats: int = 1
+    train_sets: list = dataclasses.field(default_factory=list)
+    val_sets: list = dataclasses.field(default_factory=list)
+    test_sets: list = dataclasses.field(default_factory=list)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+
+    def resolved_path(self) -> str:
+        if self.path:
+            return self.path
+        if self.path_env and os.environ.get(self.path_env):
+            return os.environ[self.path_env]
+        if self.source in PATH_SOURCES:
+            hint = f"set ${self.path_env} or " if self.path_env else ""
+            raise ValueError(f"data.path is empty for source {self.source!r}; {hint}pass --data PATH.")
+        return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """A registered model.
+
+    Attributes:
+        model: a name from `kd_keras.list_models()`.
+        options: factory options, e.g. `{ image_size = 32, alpha = 0.5 }`.
+        weights: `"imagenet"` or a `.keras`/`.weights.h5` path to start from.
+    """
+
+    model: str = "small_cnn"
+    options: dict = dataclasses.field(default_factory=dict)
+    weights: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class AdapterConfig:
+    """What a teacher file (`.onnx`, `.tflite`, SavedModel) expects, declared (`kd_keras.file_teacher`).
+
+    kd_keras feeds raw 0-255 NHWC RGB batches; the adapter turns them into
+    the file's input: resize to `size`, reorder to `channels`, multiply by
+    `scale`, subtract `mean`, divide by `std`, transpose to `layout`. A
+    torchvision ImageNet model exported to ONNX takes `layout = "nchw"`,
+    `scale = 0.00392156862745098` (1/255), `mean = [0.485, 0.456, 0.406]`,
+    `std = [0.229, 0.224, 0.225]`. kd_keras' own exports need none of it.
+
+    Attributes:
+        layout: "nhwc" (TensorFlow, TFLite) or "nchw" (PyTorch exports).
+        size: `[height, width]` to resize to (bilinear); empty keeps the data's.
+        scale: factor on the 0-255 pixels, before `mean` and `std`.
+        mean, std: per-channel (or one) values, after `scale`; empty: 0 and 1.
+        channels: "rgb" or "bgr" (Caffe and OpenCV models).
+        output: "logits", or "probabilities" (a softmax ending; their logs
+            are used as logits, the same distribution).
+    """
+
+    layout: str = "nhwc"
+    size: object = dataclasses.field(default_factory=list)  # lists of numbers: checked by file_teacher.check_adapter
+    scale: float = 1.0
+    mean: object = dataclasses.field(default_factory=list)
+    std: object = dataclasses.field(default_factory=list)
+    channels: str = "rgb"
+    output: str = "logits"
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherConfig(ModelConfig):
+    """The teacher: loaded from `weights`, or trained by the recipe.
+
+    Attributes:
+        train_if_missing: if `weights` does not exist, train the teacher
+            (and save it in the output dir) instead of failing.
+        finetune: after loading `weights`, train the teacher on the
+            recipe's data for `epochs` (e.g. a BiT-M backbone from TF-Hub,
+            whose head does not fit the classes); off: use it as loaded.
+        epochs: teacher training epochs (0: `train.epochs`).
+        learning_rate: teacher learning rate (0: `train.learning_rate`).
+        check_fit: before any student trains, refuse a loaded teacher
+            whose validation accuracy is no better than chance (a teacher
+            for other data); false uses it anyway.
+        adapter: for a teacher file (`weights` an `.onnx`, `.tflite` or
+            SavedModel folder; `model` is then not used), how it wants its
+            input and gives its output (`AdapterConfig`).
+    """
+
+    model: str = "resnet20"
+    train_if_missing: bool = False
+    finetune: bool = False
+    epochs: int = 0
+    learning_rate: float = 0.0
+    check_fit: bool = True
+    adapter: AdapterConfig = dataclasses.field(default_factory=AdapterConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, shared by the baseline and every KD student.
+
+    Attributes:
+        epochs: training epochs.
+        optimizer: "adam", "adamw" or "sgd" (momentum 0.9, Nesterov).
+        learning_rate: peak learning rate.
+        weight_decay: decoupled weight decay (0: off).
+        schedule: "cosine" or "constant".
+        warmup_epochs: linear warm-up epochs of the cosine schedule.
+        seed: seed of weights, shuffling and augmentation.
+        hard_loss: the supervised loss, `{ method = NAME, <options> }` with a
+            name from `kd_keras.list_losses("supervised")`; empty: the task's
+            default.
+        precise_bn_batches: after each training run, recompute the model's
+            BatchNorm statistics as the average over this many training
+            batches (`kd_keras.precise_bn`); 0: off, keep the moving
+            averages of training.
+        teacher_cache: KD students: "auto" caches the teacher's outputs
+            when the training inputs are fixed (no random augmentation or
+            crops), in memory or, above `teacher_cache_memory_mb`, on disk,
+            and uses "views" when the augmentation can be replayed;
+            "memory" or "disk" force the storage of fixed inputs; "views"
+            stores `teacher_views` augmented views per image with the
+            teacher's outputs (`kd_keras.teacher_views`); "off" always runs
+            the teacher live. Otherwise (RandAugment, dense random crops)
+            the teacher runs live.
+        teacher_cache_dir: folder of disk caches, shared between runs
+            (empty: `<output dir>/teacher_cache`).
+        teacher_cache_memory_mb: "auto" keeps outputs up to this size in
+            memory; views caches larger than this are served from disk, and
+            views with feature maps larger than this run the teacher live.
+        teacher_views: K, the augmented views stored per training image.
+        teacher_views_seed: seed of the stored views (not of training, so
+            runs with other training seeds share one cache).
+        teacher_views_topk: store the teacher's top-k log-probabilities
+            per view instead of all logits (0: all; for many classes).
+        precision: "float32", "mixed_float16" (GPUs; the loss is scaled) or
+            "mixed_bfloat16" (TPUs, recent CPUs and GPUs); variables and
+            losses stay float32.
+        jit_compile: compile the train step with XLA: true, false, or
+            "auto" (Keras' choice: on with a GPU, off on CPU).
+        strategy: "default" (one device), "mirrored" (all local GPUs;
+            `data.batch_size` is the global batch) or "multi_worker"
+            (`tf.distribute.MultiWorkerMirroredStrategy` from `TF_CONFIG`;
+            see the README).
+        resume: back up each training run every epoch and, when the same
+            command runs again after a crash or kill, continue where it
+            stopped (`keras.callbacks.BackupAndRestore`); finished models
+            are loaded, not retrained.
+    """
+
+    epochs: int = 20
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    seed: int = 0
+    hard_loss: dict = dataclasses.field(default_factory=dict)
+    precise_bn_batches: int = 0
+    teacher_cache: str = "auto"
+    teacher_cache_dir: str = ""
+    teacher_cache_memory_mb: float = 2048.0
+    teacher_views: int = 16
+    teacher_views_seed: int = 0
+    teacher_views_topk: int = 0
+    precision: str = "float32"
+    jit_compile: object = "auto"
+    strategy: str = "default"
+    resume: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """One distillation term: a registered method, its weight and options.
+
+    Any other key in the TOML table is an option of the method, e.g.
+    `{ method = "kd", weight = 1.0, temperature = 4.0 }`.
+    """
+
+    method: str = "kd"
+    weight: float = 1.0
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig:
+    """One KD student: its losses and the hard-label weight.
+
+    Attributes:
+        name: name of this student in the results.
+        student_loss_weight: weight of the hard-label loss, in [0, 1].
+        losses: the distillation terms.
+        student: another student architecture for this entry only,
+            `{ model = NAME, options = {...} }` (empty: the recipe's
+            `student`, which the baseline shares). Such a student has no
+            baseline of its own, so no KD gain is computed for it.
+        warmup_epochs: ramp the distillation term up linearly over this
+            many epochs (per step; DKD's warm-up); 0 is off. Must be
+            shorter than the student's training.
+        epochs: this student's training epochs (0: `train.epochs`); a
+            longer schedule for function matching.
+        augment: augmentation settings that replace the recipe's
+            `data.augment` ones for this student only, e.g.
+            `{ mixup_alpha = 1.0 }` for function matching (the teacher sees
+            the same mixed images).
+    """
+
+    name: str = "kd"
+    student_loss_weight: float = 0.5
+    losses: tuple = (LossConfig(),)
+    student: dict = dataclasses.field(default_factory=dict)
+    warmup_epochs: int = 0
+    epochs: int = 0
+    augment: dict = dataclasses.field(default_factory=dict)
+
+    def data_config(self, data: DataConfig) -> DataConfig:
+        """The recipe's data settings with this entry's `augment` applied."""
+        if not self.augment:
+            return data
+        from kd_keras.config import from_dict, to_dict  # the parser builds on this schema
+
+        try:
+            augment = from_dict(AugmentConfig, {**to_dict(data.augment), **self.augment}, "augment.")
+        except ValueError as e:
+            raise ValueError(f"distill entry {self.name!r}: {e}") from None
+        return dataclasses.replace(data, augment=augment)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    """How models are measured.
+
+    Attributes:
+        latency_runs: timed batch-1 runs per model and round (>= 20).
+        throughput_batch: batch size of the throughput measurement.
+        rounds: interleaved timing rounds over all models; the latency is
+            the median of `rounds * latency_runs` calls.
+        image_size: dense tasks: side of the (square) input image that
+            latency is measured at (0: the task's default).
+        edge_thresholds: edge detection: thresholds of the BSDS benchmark
+            (99 in the protocol; fewer is faster and slightly lower).
+        edge_max_dist: edge detection: matching tolerance, a fraction of
+            the image diagonal (0.0075 in the protocol).
+        edge_max_images: edge detection: score ODS/OIS/AP on the first N
+            test images only (0: all). The benchmark's matching takes about
+            a minute per BSDS image at 99 thresholds on one CPU core.
+        workers: processes for the edge benchmark (0: one per CPU).
+        export_quantize: with `--export`: the TFLite variants written for
+            each KD student ("none" is fp32; also "fp16", "dynamic", "int8").
+            The teacher is exported in fp32 for comparison.
+        export_threads: with `--export`: LiteRT threads for the exported
+            models' metric and timing.
+        export_runs: with `--export`: timed batch-1 runs per exported model
+            (>= 50).
+    """
+
+    latency_runs: int = 30
+    throughput_batch: int = 64
+    rounds: int = 3
+    image_size: int = 0
+    edge_thresholds: int = 99
+    edge_max_dist: float = 0.0075
+    edge_max_images: int = 0
+    workers: int = 0
+    export_quantize: list = dataclasses.field(default_factory=lambda: ["none", "int8"])
+    export_threads: int = 2
+    export_runs: int = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole recipe.
+
+    Attributes:
+        name: recipe name (default output dir `runs/<name>`).
+        task: "classification", "edge_detection" or "super_resolution": the
+            recipe command that runs it (`python -m kd_keras.recipes.<task>`).
+        description: what the recipe reproduces.
+        command: the command that runs it.
+        expected: the measured result, as text, kept with the recipe.
+    """
+
+    name: str = "recipe"
+    task: str = "classification"
+    description: str = ""
+    command: str = ""
+    expected: str = ""
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    teacher: TeacherConfig = dataclasses.field(default_factory=TeacherConfig)
+    student: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    distill: tuple = (DistillConfig(),)
+    report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
