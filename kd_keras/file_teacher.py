@@ -70,12 +70,17 @@ def check_adapter(adapter: AdapterConfig) -> None:
 
 
 def file_digest(path: str) -> str:
-    """sha256 of a file, or of every file of a SavedModel folder (names and bytes, sorted)."""
+    """sha256 of a file's bytes, or of every file of a SavedModel folder (relative names and bytes, sorted).
+
+    A file's own name is not part of it: a renamed copy is the same teacher.
+    """
     h = hashlib.sha256()
-    files = sorted(Path(path).rglob("*")) if os.path.isdir(path) else [Path(path)]
+    folder = os.path.isdir(path)
+    files = sorted(Path(path).rglob("*")) if folder else [Path(path)]
     for f in files:
         if f.is_file():
-            h.update(str(f.relative_to(path) if os.path.isdir(path) else f.name).encode())
+            if folder:
+                h.update(str(f.relative_to(path)).encode())
             with open(f, "rb") as fh:
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     h.update(block)

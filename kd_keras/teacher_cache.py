@@ -41,11 +41,14 @@ STORAGES = ("auto", "memory", "disk")
 
 
 def teacher_fingerprint(teacher: keras.Model, layers=(FINAL,)) -> str:
-    """A hex digest of the teacher's class, config, dtype policy, weights and the layers read."""
+    """A hex digest of the teacher's class, config, dtype policy, weights and the layers read.
+
+    A file teacher counts by its file's sha256, not by where the file is.
+    """
     h = hashlib.sha256()
     h.update(type(teacher).__name__.encode())
     try:
-        h.update(json.dumps(teacher.get_config(), sort_keys=True, default=str).encode())
+        h.update(json.dumps(_without_file_paths(teacher.get_config()), sort_keys=True, default=str).encode())
     except (NotImplementedError, TypeError):
         h.update(teacher.name.encode())
     h.update(str(teacher.dtype_policy.name).encode())
@@ -56,6 +59,18 @@ def teacher_fingerprint(teacher: keras.Model, layers=(FINAL,)) -> str:
         h.update(str(value.dtype).encode() + str(value.shape).encode())
         h.update(value.tobytes())
     return h.hexdigest()
+
+
+def _without_file_paths(config):
+    """The config without the location of a teacher file (`kd_keras.FileTeacher`): its sha256 names its content.
+
+    A moved or copied teacher file then keeps its cached outputs.
+    """
+    if isinstance(config, dict):
+        return {k: _without_file_paths(v) for k, v in config.items() if not (k == "path" and "sha256" in config)}
+    if isinstance(config, (list, tuple)):
+        return [_without_file_paths(v) for v in config]
+    return config
 
 
 def dataset_fingerprint(dataset: tf.data.Dataset) -> tuple[str, int]:

@@ -212,3 +212,16 @@ def test_a_saved_file_teacher_refuses_a_file_changed_since(teacher_files, odd_fi
     shutil.copy(odd_files["three"], path)  # another model under the same name
     with pytest.raises(Exception, match="has changed since this model was saved"):
         keras.saving.load_model(tmp_path / "t.keras")
+
+
+def test_a_moved_teacher_file_keeps_its_fingerprint_and_a_changed_one_does_not(teacher_files, tmp_path):
+    import shutil
+
+    _, _, folder = teacher_files
+    moved = tmp_path / "elsewhere" / "renamed.onnx"
+    moved.parent.mkdir()
+    shutil.copy(folder / "teacher.onnx", moved)
+    here = teacher_fingerprint(load_file_teacher(str(folder / "teacher.onnx"), (8, 8, 1)))
+    assert teacher_fingerprint(load_file_teacher(str(moved), (8, 8, 1))) == here
+    other = teacher_fingerprint(load_file_teacher(str(folder / "teacher.tflite"), (8, 8, 1)))
+    assert other != here
