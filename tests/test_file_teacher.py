@@ -165,6 +165,20 @@ def test_recipe_runs_end_to_end_with_an_onnx_teacher(teacher_files, tmp_path, ca
     np.testing.assert_allclose(saved(x[:8]), model(x[:8]), atol=1e-4)
 
 
+def test_an_onnx_teacher_teaches_a_mixed_precision_student(teacher_files, tmp_path, capsys):
+    _, x, folder = teacher_files
+    out = tmp_path / "run"
+    code, err, _ = run_cli(capsys, "--smoke", "--set", f"teacher.weights=\"{folder / 'teacher.onnx'}\"",
+                           "--set", "train.precision=\"mixed_bfloat16\"", "--out", str(out))
+    assert code == 0, err
+    assert keras.config.dtype_policy().name == "float32"
+    rows = {r["name"]: r for r in json.loads((out / "results.json").read_text())["models"]}
+    assert rows["kd"]["kd"]["teacher_cache"]["mode"] == "views"
+    assert 0.0 <= rows["kd"]["accuracy"] <= 1.0
+    student = keras.saving.load_model(out / "kd.keras", compile=False)
+    assert np.all(np.isfinite(student.predict(x[:4], verbose=0)))
+
+
 @pytest.fixture(scope="module")
 def odd_files(teacher_files, tmp_path_factory):
     model, _, folder = teacher_files
