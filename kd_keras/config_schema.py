@@ -258,6 +258,10 @@ class DistillConfig:
             `data.augment` ones for this student only, e.g.
             `{ mixup_alpha = 1.0 }` for function matching (the teacher sees
             the same mixed images).
+        transfer: folders of unlabelled images (edge detection) that this
+            student also trains on, labelled by the teacher alone: the
+            transfer set of Hinton et al. (2015). The baseline, which has
+            no teacher, trains without them.
     """
 
     name: str = "kd"
@@ -267,6 +271,7 @@ class DistillConfig:
     warmup_epochs: int = 0
     epochs: int = 0
     augment: dict = dataclasses.field(default_factory=dict)
+    transfer: list = dataclasses.field(default_factory=list)
 
     def data_config(self, data: DataConfig) -> DataConfig:
         """The recipe's data settings with this entry's `augment` applied."""

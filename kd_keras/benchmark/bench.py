@@ -83,7 +83,7 @@ def benchmark(paths: list[str], data: str, out_dir: str, threads: int = 2, runs:
     """
     if runs < 50:
         raise ValueError(f"--runs must be >= 50 for a stable median and p90, got {runs}.")
-    from kd_keras.recipes.runner import check_out_dir
+    from kd_keras.recipes.lock import check_out_dir
 
     check_out_dir(out_dir, overwrite)  # a file, an unwritable place, or earlier results: refused before measuring
     held = [f for f in RESULT_FILES if os.path.exists(os.path.join(out_dir, f))]

@@ -160,3 +160,17 @@ def assemble(read, train_sets, val_sets, test_sets, patch_size: int, val_fractio
     train, skipped = drop_small(train, patch_size, "training", size=lambda e: e[1].shape[:2])
     test = {s: read(s) for s in test_sets}
     return DenseSplits(train, val, test, description, skipped=skipped)
+
+
+def read_folders(folders, what: str) -> list[tuple[str, np.ndarray]]:
+    """`(name, RGB uint8 image)` of every image in each folder (not recursive), sorted; names are `folder/stem`.
+
+    Raises:
+        FileNotFoundError: a folder does not exist.
+        ValueError: a folder has no images, or an image is unreadable.
+    """
+    out = []
+    for folder in folders:
+        for f in list_images(folder, what):
+            out.append((f"{Path(folder).name}/{f.stem}", read_image(f)))
+    return out

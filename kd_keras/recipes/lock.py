@@ -1,4 +1,5 @@
-"""One run per output folder: a lock file that a second run sees, and that a killed run does not leave stuck."""
+"""The output folder of a run: checked before anything runs, and locked against a second run (a lock file that a
+killed run does not leave stuck)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,23 @@ import json
 import os
 import socket
 
+from kd_keras.cli import unwritable_reason
+
 LOCK = ".lock"
+RESULT_FILES = ("results.json", "results.md")
+
+
+def check_out_dir(out_dir: str, overwrite: bool) -> None:
+    """Refuses an output dir that is a file, cannot be written, or holds results (unless `overwrite`)."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out {out_dir!r} is a file, not a folder; choose a folder for the run's models and results.")
+    why = unwritable_reason(out_dir)
+    if why:
+        raise ValueError(f"--out {out_dir!r} cannot be written ({why}); choose another --out.")
+    held = [f for f in RESULT_FILES if os.path.exists(os.path.join(out_dir, f))]
+    if held and not overwrite:
+        raise ValueError(f"output dir {out_dir!r} already holds results ({', '.join(held)}); "
+                         f"pass --overwrite to replace them or choose another --out.")
 
 
 def _alive(pid: int) -> bool:

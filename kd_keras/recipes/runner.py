@@ -5,7 +5,8 @@ the task object supplies data, models, the supervised loss and metrics.
 Every model trains through `kd_keras.Distiller.fit`; the teacher and the
 baseline are the same loop without a teacher. The baseline and every KD
 student start from the same initial weights and share the epochs,
-optimizer, schedule and augmentation, so the table compares like with like.
+optimizer, schedule and augmentation, so the table compares like with like;
+a KD student with a `transfer` set also trains on its unlabelled images.
 """
 
 from __future__ import annotations
@@ -22,36 +23,19 @@ import tensorflow as tf
 
 from kd_keras import __version__, report
 from kd_keras.callbacks import AtomicBackupAndRestore, NaNGuard, TrainingDiverged, run_logs
-from kd_keras.cli import unwritable_reason
 from kd_keras.config import Config, ModelConfig, find_file, to_dict
 from kd_keras.distiller import Distiller
 from kd_keras.file_teacher import describe, file_teacher_layer
 from kd_keras.models import pretrained_weights
 from kd_keras.precise_bn import PreciseBatchNorm
 from kd_keras.precision import as_float32
-from kd_keras.recipes.lock import OutputLock
+from kd_keras.recipes.lock import OutputLock, check_out_dir
 from kd_keras.recipes.plot import results_png
 from kd_keras.recipes.resume import Progress
 from kd_keras.recipes.scores import evaluate_stored
-from kd_keras.recipes.teacher_source import TeacherSource
+from kd_keras.recipes.teacher_source import TeacherSource, transfer_splits
 from kd_keras.recipes.training import make_optimizer, make_strategy, worker_out_dir
 from kd_keras.recipes.validate import check_models, check_teacher_weights, validate
-
-RESULT_FILES = ("results.json", "results.md")
-
-
-def check_out_dir(out_dir: str, overwrite: bool) -> None:
-    """Refuses an output dir that is a file, cannot be written, or holds results (unless `overwrite`)."""
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"--out {out_dir!r} is a file, not a folder; choose a folder for the run's models and results.")
-    why = unwritable_reason(out_dir)
-    if why:
-        raise ValueError(f"--out {out_dir!r} cannot be written ({why}); choose another --out.")
-    held = [f for f in RESULT_FILES if os.path.exists(os.path.join(out_dir, f))]
-    if held and not overwrite:
-        raise ValueError(f"output dir {out_dir!r} already holds results ({', '.join(held)}); "
-                         f"pass --overwrite to replace them or choose another --out.")
-
 
 def save_model(model: keras.Model, path: str) -> int:
     """Saves atomically (no half-written file on failure); returns the size in bytes."""
@@ -90,15 +74,16 @@ class Runner:
 
     # ---------------------------------------------------------------- train
     def _fit(self, role: str, name: str, student, teacher=None, losses=(), loss_weights=None,
-             student_loss_weight=None, epochs=None, learning_rate=None, warmup_epochs=0, data=None):
+             student_loss_weight=None, epochs=None, learning_rate=None, warmup_epochs=0, data=None, splits=None):
         t = self.cfg.train
         epochs = epochs or t.epochs
+        steps = self._steps_per_epoch(splits or self.splits)  # a transfer set adds steps
         distiller = Distiller(teacher, student, losses, loss_weights, student_loss_weight,
-                              distill_warmup_steps=warmup_epochs * self.steps, name=f"{name}_distiller")
-        distiller.compile(optimizer=make_optimizer(t, learning_rate or t.learning_rate, epochs, self.steps),
+                              distill_warmup_steps=warmup_epochs * steps, name=f"{name}_distiller")
+        distiller.compile(optimizer=make_optimizer(t, learning_rate or t.learning_rate, epochs, steps),
                           loss=self.task.hard_loss(t.hard_loss), metrics=self.task.metrics(),
                           jit_compile=t.jit_compile)
-        train_ds, how = self._train_data(distiller, data)
+        train_ds, how = self._train_data(distiller, data, splits)
         guard = NaNGuard(student.weights + [w for layer in distiller.loss_layers for w in layer.weights])
         callbacks = [guard, *run_logs(os.path.join(self.out_dir, "logs"), name)]
         backup = None
@@ -129,19 +114,23 @@ class Runner:
             )
         return seconds, how
 
-    def _train_data(self, distiller, data=None):
+    def _train_data(self, distiller, data=None, splits=None):
         """The training batches (with cached teacher outputs or stored views where they apply), and how.
 
-        `data` is a KD student's own data settings (its `augment`), else the recipe's.
+        `data` and `splits` are a KD student's own data settings (its `augment`) and training images (with
+        its transfer set), else the recipe's.
         """
         if self.teacher_source is None:
             self.teacher_source = TeacherSource(self.cfg, self.task, self.splits, self.out_dir, self.log)
         default_ds = self.train_ds
-        if data is not None and data != self.cfg.data:
-            default_ds = self.task.pipelines(self.splits, data, self.cfg.train.seed)[0]
-        ds, how, info = self.teacher_source.train_data(distiller, default_ds, data)
+        if splits is not None or (data is not None and data != self.cfg.data):
+            default_ds = self.task.pipelines(splits or self.splits, data or self.cfg.data, self.cfg.train.seed)[0]
+        ds, how, info = self.teacher_source.train_data(distiller, default_ds, data, splits)
         self.teacher_info = info
         return ds, how
+
+    def _steps_per_epoch(self, splits) -> int:
+        return max(1, math.ceil(self.task.samples_per_epoch(splits, self.cfg.data) / self.cfg.data.batch_size))
 
     def _new_model(self, m, seed: int, weights=None):
         keras.utils.set_random_seed(seed)
@@ -250,7 +239,7 @@ class Runner:
         self.log(f"data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}: {s.num_train} train / "
                  f"{s.num_val} val / {s.num_test} test{classes}, images {s.input_shape}")
         self.train_ds, self.val_ds, self.test_ds = self.task.pipelines(s, cfg.data, cfg.train.seed)
-        self.steps = max(1, math.ceil(self.task.samples_per_epoch(s, cfg.data) / cfg.data.batch_size))
+        transfer = transfer_splits(self.task, s, self.plans, cfg.data, self.log)  # read before anything trains
 
         rows, self.trained, self.saved, self.as_trained = [], {}, {}, {}
         teacher, seconds, source = self._trained("teacher", self._teacher)
@@ -270,14 +259,16 @@ class Runner:
                 model = self._new_model(m, cfg.train.seed)  # same init as the baseline
                 seconds, how = self._fit("kd", d.name, model, teacher, losses, [l.weight for l in d.losses],
                                          d.student_loss_weight, epochs=d.epochs or None,
-                                         warmup_epochs=d.warmup_epochs, data=d.data_config(cfg.data))
+                                         warmup_epochs=d.warmup_epochs, data=d.data_config(cfg.data),
+                                         splits=transfer.get(d.name))
                 return model, seconds, [how, self.teacher_info]
 
             student, seconds, (how, info) = self._trained(d.name, train_kd)
             kd = {"student_loss_weight": d.student_loss_weight, "own_student": bool(d.student),
                   "epochs": d.epochs or cfg.train.epochs, "warmup_epochs": d.warmup_epochs, "augment": dict(d.augment),
                   "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses],
-                  "teacher_outputs": how, "teacher_cache": info}
+                  "teacher_outputs": how, "teacher_cache": info, "transfer": list(d.transfer),
+                  "transfer_images": transfer[d.name].num_train - s.num_train if d.name in transfer else 0}
             rows.append(self._row(d.name, "kd", student, seconds, kd))
         for name, model in self.task.reference_models(s, cfg.data).items():
             rows.append(self._row(name, "reference", model, None, None, "not trained"))
@@ -361,6 +352,9 @@ class Runner:
                     else "the baseline is not below the teacher, so there is no gap to recover."))
             if r["role"] == "kd" and r["kd"].get("teacher_outputs"):
                 lines.append(f"  {r['kd']['teacher_outputs'][0].upper()}{r['kd']['teacher_outputs'][1:]}.")
+            if r["role"] == "kd" and r["kd"].get("transfer_images"):
+                lines.append(f"  It also trained on {r['kd']['transfer_images']} unlabelled transfer images "
+                             f"({', '.join(r['kd']['transfer'])}), labelled by the teacher alone.")
         lines += ["", *self.task.report_notes(rows)]
         shape = "x".join(str(d) for d in self.timing_shape)
         lines += ["", f"Latency: median of {cfg.report.rounds * cfg.report.latency_runs} batch-1 calls "

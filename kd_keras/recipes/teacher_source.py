@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 
 from kd_keras.cli import unwritable_reason
+from kd_keras.data.images import read_folders
 from kd_keras.teacher_cache import FINAL, STORAGES, TeacherOutputCache, teacher_fingerprint
 from kd_keras.teacher_maps import TeacherMapsCache
 from kd_keras.teacher_views import TeacherViewsCache
@@ -78,19 +79,20 @@ class TeacherSource:
         self.directory = t.teacher_cache_dir or os.path.join(out_dir, "teacher_cache")
         self.outputs_cache, self.views_caches, self.maps_cache = None, {}, None
 
-    def train_data(self, distiller, default_ds, data=None):
+    def train_data(self, distiller, default_ds, data=None, splits=None):
         """`(dataset, how, info)`: the batches, a sentence on the teacher's source, and the cache's record.
 
-        `data` is the student's own data settings (a `[[distill]]` entry's `augment`), else the recipe's.
+        `data` and `splits` are the student's own data settings (a `[[distill]]` entry's `augment`) and
+        training images (with its `transfer` set), else the recipe's.
         """
-        t, data = self.cfg.train, data or self.cfg.data
+        t, data, splits = self.cfg.train, data or self.cfg.data, splits or self.splits
         if not distiller.needs_teacher:
             return default_ds, "", None
         random = self.task.random_inputs(data)
         if t.teacher_cache == "off":
             return default_ds, "teacher runs live: train.teacher_cache = \"off\"", {"mode": "live"}
         if not random:
-            return self._fixed(distiller, data)
+            return self._fixed(distiller, data, splits)
         blocker = self.task.replay_blocker(data)
         if blocker:
             why = f"teacher runs live: the inputs change every epoch ({random}) and {blocker}"
@@ -100,10 +102,10 @@ class TeacherSource:
             if features:
                 return default_ds, (f"{why}; whole-image teacher maps store the final output only, not "
                                     f"{', '.join(features)}"), {"mode": "live"}
-            return self._maps(distiller, data)
-        return self._views(distiller, default_ds, random, data)
+            return self._maps(distiller, data, splits)
+        return self._views(distiller, default_ds, random, data, splits)
 
-    def _maps(self, distiller, data):
+    def _maps(self, distiller, data, splits):
         t = self.cfg.train
         if self.maps_cache is None:
             storage = t.teacher_cache if t.teacher_cache in STORAGES else "auto"
@@ -112,8 +114,8 @@ class TeacherSource:
         cache = self.maps_cache
         cache.extract = distiller.teacher_outputs
         cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
-        maps = cache.maps(self.task.map_images(self.splits))
-        train, _, _ = self.task.pipelines(self.splits, data, t.seed, teacher_maps=maps)
+        maps = cache.maps(self.task.map_images(splits))
+        train, _, _ = self.task.pipelines(splits, data, t.seed, teacher_maps=maps)
         last = cache.last
         where = "in memory" if last["mode"] == "memory" else "on disk"
         when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"
@@ -121,7 +123,7 @@ class TeacherSource:
                f"them ({when}, outside the training time; {last['bytes'] / 2**20:.1f} MB {where})")
         return train, how, {**{k: v for k, v in last.items() if k != "path"}, "mode": "maps", "storage": last["mode"]}
 
-    def _fixed(self, distiller, data):
+    def _fixed(self, distiller, data, splits):
         t = self.cfg.train
         storage = t.teacher_cache if t.teacher_cache in STORAGES else "auto"
         if self.outputs_cache is None:
@@ -130,15 +132,15 @@ class TeacherSource:
         cache = self.outputs_cache
         cache.extract = distiller.teacher_outputs
         cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
-        outputs = cache.outputs(self.task.train_examples(self.splits, data))
-        train, _, _ = self.task.pipelines(self.splits, data, t.seed, teacher_outputs=outputs)
+        outputs = cache.outputs(self.task.train_examples(splits, data))
+        train, _, _ = self.task.pipelines(splits, data, t.seed, teacher_outputs=outputs)
         last = cache.last
         where = "in memory" if last["mode"] == "memory" else "on disk"
         when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"
         return train, f"teacher outputs cached {where} ({when}, outside the training time)", \
             {**{k: v for k, v in last.items() if k != "path"}, "mode": "outputs", "storage": last["mode"]}
 
-    def _views(self, distiller, default_ds, random, data):
+    def _views(self, distiller, default_ds, random, data, splits):
         t = self.cfg.train
         if data.augment not in self.views_caches:  # one cache per augmentation; each is keyed by it on disk too
             self.views_caches[data.augment] = TeacherViewsCache(
@@ -148,7 +150,7 @@ class TeacherSource:
         cache = self.views_caches[data.augment]
         cache.extract = distiller.teacher_outputs
         cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
-        examples = self.task.train_examples(self.splits, data)
+        examples = self.task.train_examples(splits, data)
         features = [name for name in distiller.teacher_layers if name != FINAL]
         if features:
             mb = cache.estimate_mb(examples)
@@ -157,7 +159,7 @@ class TeacherSource:
                                     f"feature maps {', '.join(features)} of {t.teacher_views} views per image would "
                                     f"take {mb:,.0f} MB, above train.teacher_cache_memory_mb"), {"mode": "live"}
         stored = cache.views(examples)
-        train, _, _ = self.task.pipelines(self.splits, data, t.seed, teacher_views=stored)
+        train, _, _ = self.task.pipelines(splits, data, t.seed, teacher_views=stored)
         info = stored.info
         when = (f"computed in one pass of {info['pass_seconds']:.1f} s" if info["computed"]
                 else f"reused from an earlier pass of {info['pass_seconds']:.1f} s")
@@ -166,3 +168,22 @@ class TeacherSource:
                f"outside the training time; {info['bytes_per_image'] * info['examples'] / 2**20:.2f} MB, "
                f"{info['bytes_per_image']:,.0f} bytes per image, served from {where})")
         return train, how, {**{k: v for k, v in info.items() if k != "path"}, "mode": "views", "storage": info["mode"]}
+
+
+def transfer_splits(task, splits, plans, data_cfg, log=print) -> dict:
+    """`{student name: its training splits}` for each `[[distill]]` entry with a `transfer` set.
+
+    Read once per set of folders, before anything trains, so that an
+    unreadable image stops the run before the teacher's pass.
+    """
+    out, read = {}, {}
+    for d, _ in plans:
+        if not d.transfer:
+            continue
+        key = tuple(d.transfer)
+        if key not in read:
+            read[key] = task.with_transfer(splits, read_folders(d.transfer, "transfer"), data_cfg)
+        out[d.name] = read[key]
+        log(f"data for {d.name}: {out[d.name].num_train - splits.num_train} unlabelled transfer images from "
+            f"{', '.join(d.transfer)}, labelled by the teacher alone")
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kd_keras.config import PATH_SOURCES, REPO_ROOT, AdapterConfig, Config, find_file, to_dict
+from kd_keras.data.images import list_images
 from kd_keras.data.sources import missing_tfds
 from kd_keras.export.converters import QUANTIZE
 from kd_keras.file_teacher import FORMAT_NAMES, check_adapter, load_file_teacher, teacher_file_format
@@ -119,6 +120,8 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
         if d.augment and task is not None and t.teacher_cache in ("memory", "disk") and task.random_inputs(data):
             raise ValueError(f"{where}.augment makes this student's inputs random ({task.random_inputs(data)}), "
                              f"which train.teacher_cache = {t.teacher_cache!r} cannot serve; set it to \"auto\".")
+        if d.transfer:
+            check_transfer(d.transfer, where, task)
         losses = []
         for j, l in enumerate(d.losses):
             if l.weight < 0:
@@ -130,6 +133,19 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
         plans.append((d, losses))
     check_file_teacher(cfg, task, plans)
     return plans
+
+
+def check_transfer(folders, where: str, task) -> None:
+    """A `[[distill]]` entry's `transfer` folders: a list of existing folders with images, on a task that has them."""
+    if not isinstance(folders, list) or not all(isinstance(f, str) and f for f in folders):
+        raise ValueError(f"{where}.transfer must be a list of image folders, e.g. [\"photos/\"], got {folders!r}.")
+    if task is not None and task.transfer_blocker():
+        raise ValueError(f"{where}.transfer: {task.transfer_blocker()}; remove it.")
+    for folder in folders:
+        try:
+            list_images(folder, f"{where}.transfer")
+        except (FileNotFoundError, ValueError) as e:
+            raise ValueError(str(e).replace("check data.path", f"check {where}.transfer")) from None
 
 
 def check_file_teacher(cfg: Config, task, plans: list) -> None:

@@ -71,6 +71,17 @@ class Task:
         """
         return f"{self.name} has no whole-image teacher maps"
 
+    def transfer_blocker(self) -> str:
+        """Why this task cannot train KD students on unlabelled transfer images ("" if it can)."""
+        return f"{self.name} has no unlabelled transfer images (edge detection has)"
+
+    def with_transfer(self, splits, images: list, data_cfg):
+        """`splits` with unlabelled `(name, image)` transfer images added to its training examples.
+
+        Only the teacher labels them: the student's label loss ignores them.
+        """
+        raise ValueError(f"distill.transfer: {self.transfer_blocker()}; remove it.")
+
     def map_images(self, splits) -> list:
         """The whole training images the teacher maps are computed on, aligned with `pipelines`' examples."""
         raise NotImplementedError(f"{self.name} has no whole-image teacher maps.")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
 from kd_keras.data.edges import load_bsds, load_synthetic
-from kd_keras.data.images import DenseSplits
+from kd_keras.data.images import DenseSplits, drop_small
 from kd_keras.metrics.edges import PixelF1, boundary_scores, missing_benchmark
 from kd_keras.tasks.base import Task, center_crops, random_crops, single_image_forward
 from kd_keras.teacher_cache import FINAL
@@ -14,16 +16,20 @@ from kd_keras.teacher_cache import FINAL
 DEFAULT_PATCH = 96
 
 
-def _image_and_label(example, teacher_map=None) -> np.ndarray:
+def _image_and_label(example, teacher_map=None, exact=False) -> np.ndarray:
     """Image, label (and the teacher's map) as one HxWxC array, so that crops and flips treat them alike.
 
-    uint8 without a map; float16 with one (0-255 integers are exact in it).
+    uint8, unless there is a map or `exact`: then float16, where 0-255
+    integers are exact and an unlabelled (transfer) image's NaN label stays
+    NaN.
     """
     _, image, label, _ = example
-    parts = [image, np.round(label * 255).astype(np.uint8)[..., None]]
-    if teacher_map is None:
-        return np.concatenate(parts, axis=-1)
-    return np.concatenate([p.astype(np.float16) for p in parts] + [teacher_map.astype(np.float16)], axis=-1)
+    if teacher_map is None and not exact:
+        return np.concatenate([image, np.round(label * 255).astype(np.uint8)[..., None]], axis=-1)
+    parts = [image.astype(np.float16), np.round(label * 255).astype(np.float16)[..., None]]
+    if teacher_map is not None:
+        parts.append(teacher_map.astype(np.float16))
+    return np.concatenate(parts, axis=-1)
 
 
 class EdgeDetectionTask(Task):
@@ -70,6 +76,24 @@ class EdgeDetectionTask(Task):
     def maps_blocker(self, data_cfg) -> str:
         return ""
 
+    def transfer_blocker(self) -> str:
+        return ""
+
+    def with_transfer(self, splits, images: list, data_cfg) -> DenseSplits:
+        """`splits` with unlabelled transfer images added to the training examples.
+
+        Their label is NaN everywhere, which `balanced_bce` and the pixel F1
+        ignore, so only the teacher's map (the distillation losses) teaches
+        on them. Images smaller than the training crop are dropped with a
+        counted warning.
+        """
+        patch = data_cfg.patch_size or DEFAULT_PATCH
+        examples = [(f"transfer/{name}", image, np.full(image.shape[:2], np.nan, np.float32),
+                     np.zeros((0, *image.shape[:2]), bool)) for name, image in images]
+        examples, _ = drop_small(examples, patch, "transfer", size=lambda e: e[1].shape[:2])
+        return dataclasses.replace(splits, train=splits.train + examples,
+                                   description=f"{splits.description} + {len(examples)} unlabelled transfer images")
+
     def map_images(self, splits) -> list:
         return [e[1] for e in splits.train]
 
@@ -85,7 +109,8 @@ class EdgeDetectionTask(Task):
         """
         patch = cfg.patch_size or DEFAULT_PATCH
         maps = teacher_maps if teacher_maps is not None else [None] * len(splits.train)
-        stacked = [_image_and_label(e, m) for e, m in zip(splits.train, maps)]
+        exact = any(np.isnan(e[2]).any() for e in splits.train)  # transfer images: keep their NaN labels
+        stacked = [_image_and_label(e, m, exact) for e, m in zip(splits.train, maps)]
 
         def split(crop):
             crop = tf.cast(crop, tf.float32)
