@@ -121,3 +121,21 @@ def test_modcrop_and_random_crops():
     crops = list(random_crops(arrays, 8, repeats=2, flip=True).as_numpy_iterator())
     assert len(crops) == 6 and all(c.shape == (8, 8, 1) for c in crops)
     assert sorted(int(c[0, 0, 0]) for c in crops) == [0, 0, 1, 1, 2, 2]  # each image twice per pass
+
+
+def test_random_crops_repeat_for_a_new_dataset_of_the_same_seed_and_change_every_epoch():
+    """The baseline and each KD student get their own pipeline: the same seed must give them the same crops."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (40 + 3 * i, 50 - 2 * i, 3)).astype(np.uint8) for i in range(5)]
+
+    def epochs(seed, n=2):
+        ds = random_crops(arrays, 16, repeats=2, flip=True, seed=seed)
+        return [np.stack(list(ds.as_numpy_iterator())) for _ in range(n)]
+
+    first, again, other = epochs(0), epochs(0), epochs(1)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[0], first[1])  # a new epoch draws new crops
+    assert not np.array_equal(first[0], other[0])
+    with_map = [np.concatenate([a.astype(np.float16), a[..., :1].astype(np.float16)], -1) for a in arrays]
+    mapped = np.stack(list(random_crops(with_map, 16, repeats=2, flip=True, seed=0).as_numpy_iterator()))
+    np.testing.assert_array_equal(mapped[..., :3].astype(np.uint8), first[0])  # a teacher map changes no crop

@@ -122,9 +122,9 @@ class Runner:
         """
         if self.teacher_source is None:
             self.teacher_source = TeacherSource(self.cfg, self.task, self.splits, self.out_dir, self.log)
-        default_ds = self.train_ds
-        if splits is not None or (data is not None and data != self.cfg.data):
-            default_ds = self.task.pipelines(splits or self.splits, data or self.cfg.data, self.cfg.train.seed)[0]
+        # A new pipeline per model: its seeded shuffles and crops then start over, so the baseline and every KD
+        # student see the same batches (a reused dataset would carry on where the previous model left it).
+        default_ds = self.task.pipelines(splits or self.splits, data or self.cfg.data, self.cfg.train.seed)[0]
         ds, how, info = self.teacher_source.train_data(distiller, default_ds, data, splits)
         self.teacher_info = info
         return ds, how

@@ -159,26 +159,33 @@ def padded_stack(arrays: list) -> tuple[np.ndarray, np.ndarray]:
     return out, np.array([a.shape[:2] for a in arrays], np.int32)
 
 
-def random_crops(arrays: list, patch: int, repeats: int, flip: bool):
+def random_crops(arrays: list, patch: int, repeats: int, flip: bool, seed: int = 0):
     """Unbatched dataset of random `patch`-sided crops, `repeats` per array and pass.
 
     Each pass visits the arrays in a new order; crops are flipped and
     rotated by multiples of 90 degrees when `flip` (the usual dense-task
-    augmentation: HED, EDSR).
+    augmentation: HED, EDSR). Every crop draws from its own stateless seed:
+    a new dataset built with the same `seed` gives the same crops, epoch
+    by epoch, whatever the parallelism, and each epoch draws new ones (a
+    stateful random op in a `map` repeats its numbers every epoch, in an
+    order that depends on the threads).
     """
     padded, sizes = padded_stack(arrays)
-    ds = tf.data.Dataset.from_tensor_slices((padded, sizes)).shuffle(len(arrays), reshuffle_each_iteration=True)
+    ds = tf.data.Dataset.from_tensor_slices((padded, sizes)).shuffle(len(arrays), seed=seed,
+                                                                     reshuffle_each_iteration=True).repeat(repeats)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
-    def crop(image, size):
-        y = tf.random.uniform((), 0, size[0] - patch + 1, dtype=tf.int32)
-        x = tf.random.uniform((), 0, size[1] - patch + 1, dtype=tf.int32)
+    def crop(element, pair):
+        (image, size), s = element, tf.random.experimental.stateless_split(pair, 4)
+        y = tf.random.stateless_uniform((), s[0], 0, size[0] - patch + 1, dtype=tf.int32)
+        x = tf.random.stateless_uniform((), s[1], 0, size[1] - patch + 1, dtype=tf.int32)
         out = image[y: y + patch, x: x + patch]
         if flip:
-            out = tf.image.random_flip_left_right(out)
-            out = tf.image.rot90(out, tf.random.uniform((), 0, 4, dtype=tf.int32))
+            out = tf.image.stateless_random_flip_left_right(out, s[2])
+            out = tf.image.rot90(out, tf.random.stateless_uniform((), s[3], 0, 4, dtype=tf.int32))
         return out
 
-    return ds.repeat(repeats).map(crop, num_parallel_calls=tf.data.AUTOTUNE)
+    return tf.data.Dataset.zip((ds, seeds)).map(crop, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def center_crops(arrays: list, patch: int) -> np.ndarray:

@@ -120,7 +120,7 @@ class EdgeDetectionTask(Task):
             crop = tf.cast(crop, tf.float32)
             return crop[..., :3], crop[..., 3:4] / 255.0, {FINAL: crop[..., 4:]}
 
-        train = (random_crops(stacked, patch, max(1, cfg.repeats), cfg.augment.flip)
+        train = (random_crops(stacked, patch, max(1, cfg.repeats), cfg.augment.flip, seed)
                  .map(split if teacher_maps is None else split_with_map)
                  .batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE))
         val = None
@@ -133,9 +133,8 @@ class EdgeDetectionTask(Task):
         """Training: random crops (`data.patch_size`); test: whole images."""
         if split == "test":
             return [np.asarray(e[1], np.float32) for examples in splits.test.values() for e in examples][:n]
-        tf.random.set_seed(seed)
         passes = -(-n // len(splits.train))
-        crops = random_crops([e[1] for e in splits.train], cfg.patch_size or DEFAULT_PATCH, passes, flip=True)
+        crops = random_crops([e[1] for e in splits.train], cfg.patch_size or DEFAULT_PATCH, passes, True, seed)
         return [np.asarray(c, np.float32) for c in crops.take(n)]
 
     def metrics(self):

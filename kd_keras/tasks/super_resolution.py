@@ -119,7 +119,7 @@ class SuperResolutionTask(Task):
             hr = tf.cast(hr, tf.float32)
             return downscale(hr, scale), hr
 
-        train = (random_crops([e[1] for e in splits.train], patch, max(1, cfg.repeats), cfg.augment.flip)
+        train = (random_crops([e[1] for e in splits.train], patch, max(1, cfg.repeats), cfg.augment.flip, seed)
                  .map(pair, num_parallel_calls=tf.data.AUTOTUNE).batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE))
         val = None
         if splits.val:
@@ -133,9 +133,8 @@ class SuperResolutionTask(Task):
         if split == "test":
             hrs = [modcrop(e[1], self.scale) for examples in splits.test.values() for e in examples][:n]
         else:
-            tf.random.set_seed(seed)
             passes = -(-n // len(splits.train))
-            crops = random_crops([e[1] for e in splits.train], self.patch_size(cfg), passes, flip=True)
+            crops = random_crops([e[1] for e in splits.train], self.patch_size(cfg), passes, flip=True, seed=seed)
             hrs = list(crops.take(n))
         return [downscale(tf.cast(hr, tf.float32), self.scale).numpy() for hr in hrs]
 
