@@ -72,7 +72,8 @@ def test_a_kd_student_trains_on_its_transfer_set_and_the_baseline_does_not(tmp_p
     kd = results["models"][2]["kd"]
     assert kd["transfer_images"] == 4 and kd["transfer"] == [str(folder)]
     assert kd["teacher_cache"]["examples"] == n_train + 4  # the teacher mapped the transfer images too
-    assert "4 unlabelled transfer images" in (out / "results.md").read_text()
+    md = (out / "results.md").read_text()
+    assert "4 unlabelled transfer images" in md and "; +4 transfer images |" in md  # the note and the KD column
 
 
 @pytest.mark.parametrize("value, message", [
