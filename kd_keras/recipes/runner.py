@@ -26,6 +26,7 @@ from kd_keras.callbacks import AtomicBackupAndRestore, NaNGuard, TrainingDiverge
 from kd_keras.config import Config, ModelConfig, find_file, to_dict
 from kd_keras.distiller import Distiller
 from kd_keras.file_teacher import describe, file_teacher_layer
+from kd_keras.interrupt import StopBetweenSteps
 from kd_keras.models import pretrained_weights
 from kd_keras.precise_bn import PreciseBatchNorm
 from kd_keras.precision import as_float32
@@ -93,14 +94,17 @@ class Runner:
         precise = PreciseBatchNorm(self.train_ds, t.precise_bn_batches) if t.precise_bn_batches else None
         if precise is not None:
             callbacks.append(precise)
+        stop = StopBetweenSteps()  # last: an epoch that ended is logged and backed up before Ctrl-C stops
+        callbacks.append(stop)
         self._header(name, f"training {name} ({role}: {student.name}, {student.count_params():,} params, {epochs} epochs"
                  f"{', ' + how if how else ''})")
         if backup is not None and backup.saved_epoch:
             self.log(f"   resuming {name} from its backup after epoch {backup.saved_epoch} of {epochs}")
         keras.utils.set_random_seed(t.seed)
         start = time.perf_counter()
-        distiller.fit(train_ds, validation_data=self.val_ds, epochs=epochs, callbacks=callbacks,
-                      verbose=2, shuffle=False)
+        with stop:
+            distiller.fit(train_ds, validation_data=self.val_ds, epochs=epochs, callbacks=callbacks,
+                          verbose=2, shuffle=False)
         seconds = time.perf_counter() - start
         if precise is not None and precise.used:
             self.log(f"   {name}: BatchNorm statistics recomputed on {precise.used} training batches (precise BN)")
