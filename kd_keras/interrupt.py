@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 
 import keras
@@ -17,7 +19,7 @@ class StopBetweenSteps(keras.callbacks.Callback):
     then unwinds from a half-updated state, and on these CPUs that ended
     at least once in a heap-corruption abort (`free(): invalid next size`)
     instead of the interrupted run's one line. Here the first Ctrl-C only
-    sets a flag, printed as one line on stdout; the interrupt is raised
+    sets a flag, said in one line on stdout; the interrupt is raised
     from this callback once the running training or validation step has
     returned. A second Ctrl-C raises at once, for a step that never ends.
 
@@ -49,7 +51,7 @@ class StopBetweenSteps(keras.callbacks.Callback):
         if self.requested:  # a second Ctrl-C
             raise KeyboardInterrupt
         self.requested = True
-        print("Ctrl-C: stopping after this step (press Ctrl-C again to stop at once)", flush=True)
+        _say("Ctrl-C: stopping after this step (press Ctrl-C again to stop at once)\n")
 
     def _raise_if_requested(self, *args, **kwargs):
         if self.requested:
@@ -58,3 +60,16 @@ class StopBetweenSteps(keras.callbacks.Callback):
     on_train_batch_end = _raise_if_requested
     on_test_batch_end = _raise_if_requested
     on_epoch_end = _raise_if_requested
+
+
+def _say(line: str) -> None:
+    """Writes `line` to the process's stdout without Python's buffer.
+
+    A signal handler that calls `print` while the main thread is inside a
+    write to the same stream fails with "reentrant call"; `os.write` on the
+    file descriptor does not.
+    """
+    try:
+        os.write(sys.__stdout__.fileno(), line.encode())
+    except (AttributeError, OSError, ValueError):  # no stdout (pythonw, a closed or detached stream)
+        pass

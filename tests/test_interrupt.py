@@ -37,14 +37,14 @@ def fit(toy_data, ctrl_c):
     return stop
 
 
-def test_ctrl_c_lets_the_running_step_finish_then_interrupts(toy_data, capsys):
+def test_ctrl_c_lets_the_running_step_finish_then_interrupts(toy_data, capfd):
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         pytest.skip("SIGINT is not Python's here (a suite started in the background ignores it)")
     ctrl_c = CtrlC(step=2)
     with pytest.raises(KeyboardInterrupt):
         fit(toy_data, ctrl_c)
     assert ctrl_c.ended == [0, 1, 2]  # step 2 ran to its end; step 3 never began
-    assert "Ctrl-C: stopping after this step" in capsys.readouterr().out
+    assert "Ctrl-C: stopping after this step" in capfd.readouterr().out
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's handler is back
 
 
