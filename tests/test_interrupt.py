@@ -58,7 +58,7 @@ def test_a_second_ctrl_c_stops_at_once(toy_data):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_an_ignored_sigint_stays_ignored(toy_data):
+def test_an_ignored_sigint_stays_ignored():
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with StopBetweenSteps():
