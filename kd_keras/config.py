@@ -86,10 +86,14 @@ def _check_type(value, hint, path):
     elif hint is list:
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
         value = list(value) if ok else value
+    elif hint == list[float]:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                       for v in value)
+        value = [float(v) for v in value] if ok else value
     else:
         ok = True
     if not ok:
-        kind = "list of strings" if hint is list else hint.__name__
+        kind = "list of strings" if hint is list else "list of numbers" if hint == list[float] else hint.__name__
         raise ValueError(f"config key {path} must be of type {kind}, got {value!r}.")
     return value
 

@@ -262,6 +262,11 @@ class DistillConfig:
             student also trains on, labelled by the teacher alone: the
             transfer set of Hinton et al. (2015). The baseline, which has
             no teacher, trains without them.
+        teacher_scales: whole-image teacher maps (edge detection) averaged
+            over the teacher's map of the image at these scales, e.g.
+            `[0.5, 1.0, 1.5]`: HED's multi-scale test (empty: one pass).
+        teacher_flip: also average each map with the teacher's map of the
+            mirrored image.
     """
 
     name: str = "kd"
@@ -272,6 +277,8 @@ class DistillConfig:
     epochs: int = 0
     augment: dict = dataclasses.field(default_factory=dict)
     transfer: list = dataclasses.field(default_factory=list)
+    teacher_scales: list[float] = dataclasses.field(default_factory=list)
+    teacher_flip: bool = False
 
     def data_config(self, data: DataConfig) -> DataConfig:
         """The recipe's data settings with this entry's `augment` applied."""

@@ -146,6 +146,9 @@ def markdown_table(rows: list[dict], columns) -> str:
             kd_text += f"; label-loss weight {kd['student_loss_weight']:g}"
         if kd.get("transfer_images"):
             kd_text += f"; +{kd['transfer_images']} transfer images"
+        if kd.get("teacher_scales") or kd.get("teacher_flip"):
+            tta = (kd.get("teacher_cache") or {}).get("tta") or "multi-scale"
+            kd_text += f"; teacher maps over {tta}"
         lines.append("| " + " | ".join([
             r["name"], r["role"], r["arch"], format_value(r["params"], "int"), f"{r['size_bytes'] / 1e6:.2f}",
             *[format_value(r.get(key), fmt) for _, key, fmt in columns], f"{r['latency_ms_b1']:.2f}",

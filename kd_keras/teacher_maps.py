@@ -18,10 +18,17 @@ two ways, both stated in the report:
 - under a flip or rotation the map is turned with the image, like the
   label, not recomputed on the turned image.
 
+With `scales` and `flip`, each image's map is the teacher's multi-scale
+test (HED, Xie & Tu 2015; RCF, Liu et al. 2017): the teacher runs on the
+image resized by each scale, and on its mirror image, each map is resized
+(and flipped) back, and their sigmoid probabilities are averaged. The
+stored map is the logit of that average.
+
 Maps are stored in float16 (logits; a relative error of 1e-3), in memory or
 on disk (one `.npz` per key, written atomically), keyed by the teacher's
-fingerprint (`kd_keras.teacher_cache.teacher_fingerprint`) and by every
-image's bytes and shape: a changed teacher or image set gets a new key.
+fingerprint (`kd_keras.teacher_cache.teacher_fingerprint`), by the scales
+and flip, and by every image's bytes and shape: a changed teacher or image
+set gets a new key.
 """
 
 from __future__ import annotations
@@ -61,6 +68,8 @@ class TeacherMapsCache:
         max_memory_mb: the "auto" limit.
         verbose: report the pass's progress through `log`.
         log: where the progress and the one-line report go.
+        scales: the teacher's input scales, averaged (`(1.0,)`: one pass).
+        flip: also average the teacher's map of each mirrored input.
 
     Example:
         >>> cache = TeacherMapsCache(distiller.teacher_outputs, teacher_fingerprint(teacher))
@@ -68,13 +77,17 @@ class TeacherMapsCache:
     """
 
     def __init__(self, extract, key: str, storage: str = "auto", directory: str | None = None,
-                 max_memory_mb: float = 2048, verbose: int = 1, log=print):
+                 max_memory_mb: float = 2048, verbose: int = 1, log=print, scales=(1.0,), flip: bool = False):
+        scales = tuple(float(x) for x in scales)
+        if not scales or not all(0.0 < x <= 4.0 for x in scales):
+            raise ValueError(f"teacher map scales must be a non-empty list of numbers in (0, 4], got {list(scales)!r}.")
         if storage not in STORAGES:
             raise ValueError(f"teacher maps storage must be one of {', '.join(STORAGES)}, got {storage!r}.")
         if storage == "disk" and not directory:
             raise ValueError("a disk teacher cache needs a directory; set train.teacher_cache_dir.")
         self.extract, self.teacher_key, self.storage = extract, key, storage
         self.directory, self.max_memory_mb, self.verbose, self.log = directory, max_memory_mb, verbose, log
+        self.scales, self.flip = scales, bool(flip)
         self._memory: dict = {}
         self.last: dict = {}  # how the last `maps` call was served, for the report
 
@@ -83,7 +96,8 @@ class TeacherMapsCache:
 
     def maps(self, images: list) -> list[np.ndarray]:
         """The teacher's final-output map of each image (float16, HxWxC), in order."""
-        key = hashlib.sha256((self.teacher_key + images_fingerprint(images)).encode()).hexdigest()[:16]
+        tta = "" if self.tta == "single scale" else self.tta  # single-scale keys as before
+        key = hashlib.sha256((self.teacher_key + tta + images_fingerprint(images)).encode()).hexdigest()[:16]
         start = time.perf_counter()
         maps, computed, mode = self._memory.get(key), False, "memory"
         if maps is None and self.directory and os.path.exists(self._path(key)):
@@ -98,26 +112,55 @@ class TeacherMapsCache:
         if mode == "memory":
             self._memory = {key: maps}
         seconds = time.perf_counter() - start
-        self.last = {"key": key, "mode": mode, "computed": computed, "seconds": seconds, "examples": len(images),
-                     "bytes": int(sum(m.nbytes for m in maps)), "path": self._path(key) if mode == "disk" else None}
+        self.last = {"key": key, "mode": mode, "tta": self.tta, "computed": computed, "seconds": seconds,
+                     "examples": len(images), "bytes": int(sum(m.nbytes for m in maps)), "path": self._path(key) if mode == "disk" else None}
         return maps
+
+    @property
+    def tta(self) -> str:
+        """How each map was made, for the key and the report: "single scale" or e.g. "scales 0.5, 1, 1.5 + flip"."""
+        if self.scales == (1.0,) and not self.flip:
+            return "single scale"
+        return f"scales {', '.join(f'{x:g}' for x in self.scales)}{' + flip' if self.flip else ''}"
 
     def _compute(self, images: list) -> list[np.ndarray]:
         update = pass_progress(len(images), "image", self.verbose, self.log)
         out = []
         for i, image in enumerate(images):
-            outputs = self.extract(tf.constant(np.asarray(image, np.float32)[None]))
-            if set(outputs) != {FINAL}:
-                raise ValueError(f"whole-image teacher maps store the final output only, but the losses read "
-                                 f"{sorted(outputs)}; let the teacher run live (train.teacher_cache = \"off\").")
-            m = np.asarray(outputs[FINAL])
-            if m.ndim != 4 or m.shape[1:3] != image.shape[:2]:
-                raise ValueError(f"whole-image teacher maps need an output map the size of the input, but the "
-                                 f"teacher maps a {image.shape[:2]} image to {m.shape[1:]}; let the teacher run "
-                                 f"live (train.teacher_cache = \"off\").")
-            out.append(m[0].astype(np.float16))
+            if self.tta == "single scale":
+                out.append(self._map(np.asarray(image, np.float32))[0].astype(np.float16))
+            else:
+                out.append(self._averaged(np.asarray(image, np.float32)).astype(np.float16))
             update(i + 1)
         return out
+
+    def _averaged(self, image: np.ndarray) -> np.ndarray:
+        """The logit of the mean sigmoid probability over the scales (and mirror images), at the image's size."""
+        h, w = image.shape[:2]
+        total = 0.0
+        for scale in self.scales:
+            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            x = image if size == (h, w) else tf.image.resize(image, size, antialias=True).numpy()
+            for mirrored in (False, True) if self.flip else (False,):
+                m = self._map(x[:, ::-1] if mirrored else x)
+                m = m[:, :, ::-1] if mirrored else m
+                p = tf.sigmoid(tf.constant(m, tf.float32))
+                total += tf.image.resize(p, (h, w)).numpy()[0] if size != (h, w) else p.numpy()[0]
+        p = np.clip(total / (len(self.scales) * (2 if self.flip else 1)), 1e-6, 1 - 1e-6)
+        return np.log(p) - np.log1p(-p)
+
+    def _map(self, image: np.ndarray) -> np.ndarray:
+        """The teacher's final-output map of one image, as a 1xHxWxC array, checked."""
+        outputs = self.extract(tf.constant(np.ascontiguousarray(image)[None]))
+        if set(outputs) != {FINAL}:
+            raise ValueError(f"whole-image teacher maps store the final output only, but the losses read "
+                             f"{sorted(outputs)}; let the teacher run live (train.teacher_cache = \"off\").")
+        m = np.asarray(outputs[FINAL])
+        if m.ndim != 4 or m.shape[1:3] != image.shape[:2]:
+            raise ValueError(f"whole-image teacher maps need an output map the size of the input, but the "
+                             f"teacher maps a {image.shape[:2]} image to {m.shape[1:]}; let the teacher run "
+                             f"live (train.teacher_cache = \"off\").")
+        return m
 
     def _save(self, key: str, maps: list) -> None:
         os.makedirs(self.directory, exist_ok=True)

@@ -124,3 +124,58 @@ def test_edge_recipe_reports_the_maps_in_results(tmp_path, capsys):
     assert kd["kd"]["teacher_cache"]["mode"] == "maps" and kd["kd"]["teacher_cache"]["storage"] == "disk"
     assert "cropped, flipped and rotated with them (computed in one pass of" in kd["kd"]["teacher_outputs"]
     assert list((out / "teacher_cache").glob("teacher_maps_*.npz"))
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def test_multi_scale_maps_average_the_teachers_probabilities_over_scales_and_mirror_images():
+    d, teacher = dense_pair()
+    ims = images(2)
+    maps = make_cache(d, teacher, storage="memory", scales=(0.5, 1.0), flip=True).maps(ims)
+    for im, m in zip(ims, maps):
+        h, w = im.shape[:2]
+        x = im.astype(np.float32)
+        total = 0
+        for scale in (0.5, 1.0):
+            xs = tf.image.resize(x, (round(h * scale), round(w * scale)), antialias=True).numpy() if scale != 1 else x
+            for flip in (False, True):
+                p = _sigmoid(np.asarray(teacher((xs[:, ::-1] if flip else xs)[None], training=False)))[0]
+                p = p[:, ::-1] if flip else p
+                total = total + tf.image.resize(p, (h, w)).numpy()
+        p = total / 4
+        assert m.shape == (h, w, 1)
+        np.testing.assert_allclose(m.astype(np.float32), np.log(p / (1 - p)), rtol=3e-3, atol=3e-3)
+        single = np.asarray(teacher(x[None], training=False))[0]
+        assert np.abs(m.astype(np.float32) - single).max() > 1e-2  # not the one-pass map
+
+
+def test_multi_scale_maps_get_their_own_key_and_single_scale_keys_stay(tmp_path):
+    d, teacher = dense_pair()
+    ims = images(2)
+    one = make_cache(d, teacher, storage="disk", directory=str(tmp_path))
+    one.maps(ims)
+    multi = make_cache(d, teacher, storage="disk", directory=str(tmp_path), scales=[1.0, 1.5])
+    multi.maps(ims)
+    assert multi.last["computed"] and multi.last["key"] != one.last["key"]
+    assert (one.last["tta"], multi.last["tta"]) == ("single scale", "scales 1, 1.5")
+    again = make_cache(d, teacher, storage="disk", directory=str(tmp_path), scales=(1.0,), flip=False)
+    again.maps(ims)
+    assert not again.last["computed"] and again.last["key"] == one.last["key"]
+    with pytest.raises(ValueError, match=r"scales must be a non-empty list of numbers in \(0, 4\], got \[0.0\]"):
+        make_cache(d, teacher, scales=[0.0])
+
+
+def test_edge_recipe_with_multi_scale_teacher_maps(tmp_path, capsys):
+    from kd_keras.recipes.cli import main
+
+    out = tmp_path / "run"
+    code = main("edge_detection", str(EDGES), ["--smoke", "--set", "distill.0.teacher_scales=[0.75, 1.0]",
+                                               "--set", "distill.0.teacher_flip=true", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    kd = next(m for m in json.loads((out / "results.json").read_text())["models"] if m["role"] == "kd")
+    assert kd["kd"]["teacher_scales"] == [0.75, 1.0] and kd["kd"]["teacher_flip"] is True
+    assert kd["kd"]["teacher_cache"]["tta"] == "scales 0.75, 1 + flip"
+    assert "whole training images, each averaged over scales 0.75, 1 + flip, cropped" in kd["kd"]["teacher_outputs"]
+    assert "; teacher maps over scales 0.75, 1 + flip |" in (out / "results.md").read_text()  # the KD column

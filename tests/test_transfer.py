@@ -99,3 +99,24 @@ def test_transfer_on_classification_is_refused_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == ("error: distill.0.transfer: classification has no unlabelled transfer images "
                                  "(edge detection has); remove it.")
+
+
+@pytest.mark.parametrize("recipe, setting, message", [
+    ("edges_synthetic", "distill.0.teacher_scales=[0.5, 5]",
+     "distill.0.teacher_scales must be a list of scales in (0, 4], e.g. [0.5, 1.0, 1.5], got [0.5, 5.0]."),
+    ("edges_synthetic", "distill.0.teacher_scales=\"1.5\"",
+     "config key distill.0.teacher_scales must be of type list of numbers, got '1.5'."),
+    ("edges_synthetic", "train.teacher_cache=\"off\"", "and here train.teacher_cache = \"off\"; remove them."),
+    ("digits", "train.seed=0", "and here classification has no whole-image teacher maps; remove them."),
+])
+def test_a_bad_teacher_scales_setting_is_one_line_before_training(tmp_path, capsys, recipe, setting, message):
+    from kd_keras.config import REPO_ROOT
+    from kd_keras.recipes.cli import main
+
+    config = REPO_ROOT / "recipes" / f"{recipe}.toml"
+    task = "edge_detection" if recipe.startswith("edges") else "classification"
+    code = main(task, str(config), ["--smoke", "--out", str(tmp_path / "r"), "--set", "distill.0.teacher_flip=true",
+                                    "--set", setting])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and message in err, err
+    assert not (tmp_path / "r").exists()

@@ -75,7 +75,8 @@ class Runner:
 
     # ---------------------------------------------------------------- train
     def _fit(self, role: str, name: str, student, teacher=None, losses=(), loss_weights=None,
-             student_loss_weight=None, epochs=None, learning_rate=None, warmup_epochs=0, data=None, splits=None):
+             student_loss_weight=None, epochs=None, learning_rate=None, warmup_epochs=0, data=None, splits=None,
+             tta=None):
         t = self.cfg.train
         epochs = epochs or t.epochs
         steps = self._steps_per_epoch(splits or self.splits)  # a transfer set adds steps
@@ -84,7 +85,7 @@ class Runner:
         distiller.compile(optimizer=make_optimizer(t, learning_rate or t.learning_rate, epochs, steps),
                           loss=self.task.hard_loss(t.hard_loss), metrics=self.task.metrics(),
                           jit_compile=t.jit_compile)
-        train_ds, how = self._train_data(distiller, data, splits)
+        train_ds, how = self._train_data(distiller, data, splits, tta)
         guard = NaNGuard(student.weights + [w for layer in distiller.loss_layers for w in layer.weights])
         callbacks = [guard, *run_logs(os.path.join(self.out_dir, "logs"), name)]
         backup = None
@@ -118,18 +119,18 @@ class Runner:
             )
         return seconds, how
 
-    def _train_data(self, distiller, data=None, splits=None):
+    def _train_data(self, distiller, data=None, splits=None, tta=None):
         """The training batches (with cached teacher outputs or stored views where they apply), and how.
 
-        `data` and `splits` are a KD student's own data settings (its `augment`) and training images (with
-        its transfer set), else the recipe's.
+        `data`, `splits` and `tta` are a KD student's own data settings (its `augment`), training images (with
+        its transfer set) and teacher-map scales and flip, else the recipe's.
         """
         if self.teacher_source is None:
             self.teacher_source = TeacherSource(self.cfg, self.task, self.splits, self.out_dir, self.log)
         # A new pipeline per model: its seeded shuffles and crops then start over, so the baseline and every KD
         # student see the same batches (a reused dataset would carry on where the previous model left it).
         default_ds = self.task.pipelines(splits or self.splits, data or self.cfg.data, self.cfg.train.seed)[0]
-        ds, how, info = self.teacher_source.train_data(distiller, default_ds, data, splits)
+        ds, how, info = self.teacher_source.train_data(distiller, default_ds, data, splits, tta)
         self.teacher_info = info
         return ds, how
 
@@ -264,7 +265,7 @@ class Runner:
                 seconds, how = self._fit("kd", d.name, model, teacher, losses, [l.weight for l in d.losses],
                                          d.student_loss_weight, epochs=d.epochs or None,
                                          warmup_epochs=d.warmup_epochs, data=d.data_config(cfg.data),
-                                         splits=transfer.get(d.name))
+                                         splits=transfer.get(d.name), tta=(d.teacher_scales, d.teacher_flip))
                 return model, seconds, [how, self.teacher_info]
 
             student, seconds, (how, info) = self._trained(d.name, train_kd)
@@ -272,7 +273,8 @@ class Runner:
                   "epochs": d.epochs or cfg.train.epochs, "warmup_epochs": d.warmup_epochs, "augment": dict(d.augment),
                   "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses],
                   "teacher_outputs": how, "teacher_cache": info, "transfer": list(d.transfer),
-                  "transfer_images": transfer[d.name].num_train - s.num_train if d.name in transfer else 0}
+                  "transfer_images": transfer[d.name].num_train - s.num_train if d.name in transfer else 0,
+                  "teacher_scales": list(d.teacher_scales), "teacher_flip": d.teacher_flip}
             rows.append(self._row(d.name, "kd", student, seconds, kd))
         for name, model in self.task.reference_models(s, cfg.data).items():
             rows.append(self._row(name, "reference", model, None, None, "not trained"))

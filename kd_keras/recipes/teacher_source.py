@@ -79,11 +79,12 @@ class TeacherSource:
         self.directory = t.teacher_cache_dir or os.path.join(out_dir, "teacher_cache")
         self.outputs_cache, self.views_caches, self.maps_cache = None, {}, None
 
-    def train_data(self, distiller, default_ds, data=None, splits=None):
+    def train_data(self, distiller, default_ds, data=None, splits=None, tta=None):
         """`(dataset, how, info)`: the batches, a sentence on the teacher's source, and the cache's record.
 
         `data` and `splits` are the student's own data settings (a `[[distill]]` entry's `augment`) and
-        training images (with its `transfer` set), else the recipe's.
+        training images (with its `transfer` set), else the recipe's; `tta` is its `(teacher_scales,
+        teacher_flip)`, the multi-scale test of whole-image teacher maps.
         """
         t, data, splits = self.cfg.train, data or self.cfg.data, splits or self.splits
         if not distiller.needs_teacher:
@@ -102,10 +103,10 @@ class TeacherSource:
             if features:
                 return default_ds, (f"{why}; whole-image teacher maps store the final output only, not "
                                     f"{', '.join(features)}"), {"mode": "live"}
-            return self._maps(distiller, data, splits)
+            return self._maps(distiller, data, splits, tta)
         return self._views(distiller, default_ds, random, data, splits)
 
-    def _maps(self, distiller, data, splits):
+    def _maps(self, distiller, data, splits, tta=None):
         t = self.cfg.train
         if self.maps_cache is None:
             storage = t.teacher_cache if t.teacher_cache in STORAGES else "auto"
@@ -114,12 +115,15 @@ class TeacherSource:
         cache = self.maps_cache
         cache.extract = distiller.teacher_outputs
         cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
+        scales, flip = tta or ((), False)
+        cache.scales, cache.flip = tuple(float(x) for x in scales) or (1.0,), bool(flip)
         maps = cache.maps(self.task.map_images(splits))
         train, _, _ = self.task.pipelines(splits, data, t.seed, teacher_maps=maps)
         last = cache.last
         where = "in memory" if last["mode"] == "memory" else "on disk"
         when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"
-        how = (f"teacher maps of the {last['examples']} whole training images, cropped, flipped and rotated with "
+        tta = "" if last["tta"] == "single scale" else f", each averaged over {last['tta']}"
+        how = (f"teacher maps of the {last['examples']} whole training images{tta}, cropped, flipped and rotated with "
                f"them ({when}, outside the training time; {last['bytes'] / 2**20:.1f} MB {where})")
         return train, how, {**{k: v for k, v in last.items() if k != "path"}, "mode": "maps", "storage": last["mode"]}
 

@@ -130,6 +130,8 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
                 losses.append(create_loss(l.method, kind="distill", **l.options))
             except (ValueError, TypeError) as e:
                 raise ValueError(f"{where}.losses.{j}: {e}") from None
+        if d.teacher_scales or d.teacher_flip:
+            check_teacher_tta(d, where, task, data, t.teacher_cache, losses)
         plans.append((d, losses))
     check_file_teacher(cfg, task, plans)
     return plans
@@ -146,6 +148,22 @@ def check_transfer(folders, where: str, task) -> None:
             list_images(folder, f"{where}.transfer")
         except (FileNotFoundError, ValueError) as e:
             raise ValueError(str(e).replace("check data.path", f"check {where}.transfer")) from None
+
+
+def check_teacher_tta(d, where: str, task, data, teacher_cache: str, losses: list) -> None:
+    """`teacher_scales` / `teacher_flip`: numbers in (0, 4], on a student whose teacher runs once per whole image."""
+    scales = d.teacher_scales
+    if not isinstance(scales, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                               and 0 < x <= 4 for x in scales):
+        raise ValueError(f"{where}.teacher_scales must be a list of scales in (0, 4], e.g. [0.5, 1.0, 1.5], "
+                         f"got {scales!r}.")
+    blocker = task.maps_blocker(data) if task is not None else ""
+    features = [l.teacher_layer_name for l in losses if l.teacher_layer_name]
+    if teacher_cache == "off" or features or blocker:
+        why = ("train.teacher_cache = \"off\"" if teacher_cache == "off" else
+               f"the losses read the teacher's feature {', '.join(features)}" if features else blocker)
+        raise ValueError(f"{where}.teacher_scales and teacher_flip apply only to whole-image teacher maps (edge "
+                         f"detection), and here {why}; remove them.")
 
 
 def check_file_teacher(cfg: Config, task, plans: list) -> None:
