@@ -113,7 +113,8 @@ class TeacherMapsCache:
             self._memory = {key: maps}
         seconds = time.perf_counter() - start
         self.last = {"key": key, "mode": mode, "tta": self.tta, "computed": computed, "seconds": seconds,
-                     "examples": len(images), "bytes": int(sum(m.nbytes for m in maps)), "path": self._path(key) if mode == "disk" else None}
+                     "examples": len(images), "bytes": int(sum(m.nbytes for m in maps)),
+                     "path": self._path(key) if mode == "disk" else None}
         return maps
 
     @property

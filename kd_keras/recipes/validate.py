@@ -158,7 +158,7 @@ def check_teacher_tta(d, where: str, task, data, teacher_cache: str, losses: lis
         raise ValueError(f"{where}.teacher_scales must be a list of scales in (0, 4], e.g. [0.5, 1.0, 1.5], "
                          f"got {scales!r}.")
     blocker = task.maps_blocker(data) if task is not None else ""
-    features = [l.teacher_layer_name for l in losses if l.teacher_layer_name]
+    features = [loss.teacher_layer_name for loss in losses if loss.teacher_layer_name]
     if teacher_cache == "off" or features or blocker:
         why = ("train.teacher_cache = \"off\"" if teacher_cache == "off" else
                f"the losses read the teacher's feature {', '.join(features)}" if features else blocker)
