@@ -161,3 +161,38 @@ def _trained(row) -> str:
     if row["train_seconds"] is not None:
         return f"{row['train_seconds']:.1f}"
     return "-" if row["role"] == "reference" else "loaded"
+
+
+def model_notes(rows: list[dict], metric: str, format_delta) -> list[str]:
+    """The lines under the results table: where the teacher came from, and each KD student's gain and budget.
+
+    A KD student that trained more optimizer steps than the baseline (a transfer set adds its images to every
+    epoch; an entry's own `epochs`) is flagged with both counts: part of its gain can be the longer training.
+    """
+    base = next(r for r in rows if r["role"] == "baseline")
+    lines = []
+    for r in rows:
+        kd = r.get("kd") or {}
+        if r["role"] == "teacher" and r.get("source", "").startswith("loaded from"):
+            lines.append(f"- teacher {r['arch']}: {r['source']}.")
+        if r["role"] != "kd":
+            continue
+        if kd.get("own_student"):
+            lines.append(f"- {r['name']}: a different student ({r['arch']}) than the baseline's, so no KD gain "
+                         f"is computed; compare it with the teacher.")
+        else:
+            g = r["gap_recovered"]
+            lines.append(f"- {r['name']}: {format_delta(r[metric] - base[metric])} vs baseline; " + (
+                f"recovers {100 * g:.1f}% of the teacher-baseline gap." if g is not None
+                else "the baseline is not below the teacher, so there is no gap to recover."))
+        if kd.get("teacher_outputs"):
+            lines.append(f"  {kd['teacher_outputs'][0].upper()}{kd['teacher_outputs'][1:]}.")
+        if kd.get("transfer_images"):
+            lines.append(f"  It also trained on {kd['transfer_images']} unlabelled transfer images "
+                         f"({', '.join(kd['transfer'])}), labelled by the teacher alone.")
+        steps, base_steps = r.get("steps"), base.get("steps")
+        if steps and base_steps and steps != base_steps:
+            lines.append(f"  It trained {steps:,} optimizer steps, the baseline {base_steps:,}: part of the "
+                         f"difference can be the {'longer' if steps > base_steps else 'shorter'} training. For "
+                         f"equal budgets set the baseline's train.epochs and this entry's own epochs to match.")
+    return lines

@@ -72,8 +72,11 @@ def test_a_kd_student_trains_on_its_transfer_set_and_the_baseline_does_not(tmp_p
     kd = results["models"][2]["kd"]
     assert kd["transfer_images"] == 4 and kd["transfer"] == [str(folder)]
     assert kd["teacher_cache"]["examples"] == n_train + 4  # the teacher mapped the transfer images too
+    baseline_steps, kd_steps = n_train // 4, (n_train + 4) // 4  # one smoke epoch each
+    assert results["models"][1]["steps"] == baseline_steps and results["models"][2]["steps"] == kd_steps
     md = (out / "results.md").read_text()
     assert "4 unlabelled transfer images" in md and "; +4 transfer images |" in md  # the note and the KD column
+    assert f"It trained {kd_steps:,} optimizer steps, the baseline {baseline_steps:,}: part of the" in md
 
 
 @pytest.mark.parametrize("value, message", [

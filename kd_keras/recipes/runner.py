@@ -257,6 +257,7 @@ class Runner:
 
         baseline, seconds, _ = self._trained("baseline", train_baseline)
         rows.append(self._row("baseline", "baseline", baseline, seconds, None))
+        rows[-1]["steps"] = cfg.train.epochs * self._steps_per_epoch(s)  # optimizer steps: the training budget
 
         for d, losses in self.plans:
             def train_kd(d=d, losses=losses):
@@ -276,6 +277,7 @@ class Runner:
                   "transfer_images": transfer[d.name].num_train - s.num_train if d.name in transfer else 0,
                   "teacher_scales": list(d.teacher_scales), "teacher_flip": d.teacher_flip}
             rows.append(self._row(d.name, "kd", student, seconds, kd))
+            rows[-1]["steps"] = kd["epochs"] * self._steps_per_epoch(transfer.get(d.name, s))
         for name, model in self.task.reference_models(s, cfg.data).items():
             rows.append(self._row(name, "reference", model, None, None, "not trained"))
         self._measure(rows)
@@ -345,22 +347,7 @@ class Runner:
             lines += [f"Command: `{self.command}`", ""]
         lines += [f"Data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}, {s.num_train} train / "
                   f"{s.num_val} val / {s.num_test} test images. Metrics are on the test split.", "", table, ""]
-        for r in rows:
-            if r["role"] == "teacher" and r.get("source", "").startswith("loaded from"):
-                lines.append(f"- teacher {r['arch']}: {r['source']}.")
-            if r["role"] == "kd" and r["kd"].get("own_student"):
-                lines.append(f"- {r['name']}: a different student ({r['arch']}) than the baseline's, so no KD gain "
-                             f"is computed; compare it with the teacher.")
-            elif r["role"] == "kd":
-                g = r["gap_recovered"]
-                lines.append(f"- {r['name']}: {self.task.format_delta(r[metric] - b_val)} vs baseline; " + (
-                    f"recovers {100 * g:.1f}% of the teacher-baseline gap." if g is not None
-                    else "the baseline is not below the teacher, so there is no gap to recover."))
-            if r["role"] == "kd" and r["kd"].get("teacher_outputs"):
-                lines.append(f"  {r['kd']['teacher_outputs'][0].upper()}{r['kd']['teacher_outputs'][1:]}.")
-            if r["role"] == "kd" and r["kd"].get("transfer_images"):
-                lines.append(f"  It also trained on {r['kd']['transfer_images']} unlabelled transfer images "
-                             f"({', '.join(r['kd']['transfer'])}), labelled by the teacher alone.")
+        lines += report.model_notes(rows, metric, self.task.format_delta)
         lines += ["", *self.task.report_notes(rows)]
         shape = "x".join(str(d) for d in self.timing_shape)
         lines += ["", f"Latency: median of {cfg.report.rounds * cfg.report.latency_runs} batch-1 calls "
