@@ -166,8 +166,9 @@ def _trained(row) -> str:
 def model_notes(rows: list[dict], metric: str, format_delta) -> list[str]:
     """The lines under the results table: where the teacher came from, and each KD student's gain and budget.
 
-    A KD student that trained more optimizer steps than the baseline (a transfer set adds its images to every
-    epoch; an entry's own `epochs`) is flagged with both counts: part of its gain can be the longer training.
+    A KD student whose optimizer steps differ from the baseline's by more than 5% (a transfer set adds its
+    images to every epoch; an entry's own `epochs`) is flagged with both counts: part of its gain can be the
+    longer training.
     """
     base = next(r for r in rows if r["role"] == "baseline")
     lines = []
@@ -191,7 +192,7 @@ def model_notes(rows: list[dict], metric: str, format_delta) -> list[str]:
             lines.append(f"  It also trained on {kd['transfer_images']} unlabelled transfer images "
                          f"({', '.join(kd['transfer'])}), labelled by the teacher alone.")
         steps, base_steps = r.get("steps"), base.get("steps")
-        if steps and base_steps and steps != base_steps:
+        if steps and base_steps and abs(steps - base_steps) > 0.05 * base_steps:  # whole epochs rarely match exactly
             lines.append(f"  It trained {steps:,} optimizer steps, the baseline {base_steps:,}: part of the "
                          f"difference can be the {'longer' if steps > base_steps else 'shorter'} training. For "
                          f"equal budgets set the baseline's train.epochs and this entry's own epochs to match.")

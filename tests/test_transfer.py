@@ -79,6 +79,20 @@ def test_a_kd_student_trains_on_its_transfer_set_and_the_baseline_does_not(tmp_p
     assert f"It trained {kd_steps:,} optimizer steps, the baseline {baseline_steps:,}: part of the" in md
 
 
+
+@pytest.mark.parametrize("kd_steps, flagged", [(600, False), (630, False), (631, True), (569, True), (852, True)])
+def test_a_kd_student_is_flagged_when_its_steps_differ_from_the_baselines_by_more_than_5_percent(kd_steps, flagged):
+    from kd_keras.report import model_notes
+
+    rows = [{"name": "baseline", "role": "baseline", "ods": 0.66, "steps": 600},
+            {"name": "kd", "role": "kd", "ods": 0.67, "steps": kd_steps, "gap_recovered": 0.1, "kd": {"epochs": 12}}]
+    notes = model_notes(rows, "ods", lambda d: f"{d:+.3f} ODS")
+    assert notes[0] == "- kd: +0.010 ODS vs baseline; recovers 10.0% of the teacher-baseline gap."
+    flag = [n for n in notes if "optimizer steps" in n]
+    assert flag == ([f"  It trained {kd_steps:,} optimizer steps, the baseline 600: part of the difference can be "
+                     f"the {'longer' if kd_steps > 600 else 'shorter'} training. For equal budgets set the baseline's "
+                     f"train.epochs and this entry's own epochs to match."] if flagged else [])
+
 @pytest.mark.parametrize("value, message", [
     ('["{missing}"]', "distill.0.transfer folder '{missing}' does not exist; check distill.0.transfer."),
     ('"{folder}"', "config key distill.0.transfer must be of type list of strings, got '{folder}'."),
