@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kd_keras.losses import BalancedBCELoss, EdgeKDLoss, FAKDLoss, OutputL1Loss, create_loss, list_losses
+from kd_keras.losses import BalancedBCELoss, ChannelWiseLoss, EdgeKDLoss, FAKDLoss, OutputL1Loss, create_loss, list_losses
 
 
 def bce(q, z):
@@ -81,6 +81,39 @@ def test_edge_kd_is_minimal_when_the_student_copies_the_teacher():
         assert float(loss.compute_loss(t, t + delta)) > at_teacher
 
 
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_cwd_is_the_kl_of_per_channel_softmaxes_over_pixels(temperature):
+    rng = np.random.default_rng(1)
+    t = rng.normal(0, 3, (2, 3, 4, 2)).astype("float32")
+    s = rng.normal(0, 3, (2, 3, 4, 2)).astype("float32")
+    T, kls = temperature, []
+    for n in range(2):
+        for c in range(2):  # each image and channel: a distribution over its 12 pixels
+            q = np.exp(t[n, ..., c].ravel() / T) / np.exp(t[n, ..., c].ravel() / T).sum()
+            p = np.exp(s[n, ..., c].ravel() / T) / np.exp(s[n, ..., c].ravel() / T).sum()
+            kls.append(np.sum(q * np.log(q / p)))
+    loss = create_loss("cwd", temperature=temperature)
+    assert isinstance(loss, ChannelWiseLoss)
+    assert float(loss.compute_loss(t, s)) == pytest.approx(T * T * np.mean(kls), rel=1e-4)
+
+
+def test_cwd_ignores_a_shift_of_a_student_map_but_not_a_move_of_its_mass():
+    t = np.random.default_rng(2).normal(0, 3, (1, 6, 6, 1)).astype("float32")
+    loss = ChannelWiseLoss(4.0)
+    assert float(loss.compute_loss(t, t)) == pytest.approx(0.0, abs=1e-6)
+    assert float(loss.compute_loss(t, t + 5.0)) == pytest.approx(0.0, abs=1e-5)  # per-pixel losses would not be 0
+    assert float(loss.compute_loss(t, t[:, ::-1])) > 0.1
+    big = tf.Variable(np.concatenate([t * 100, t * 100]))  # large logits: log-softmax stays finite
+    with tf.GradientTape() as tape:
+        value = loss.compute_loss(np.concatenate([t * 100, -t * 100]), big)
+    assert np.isfinite(float(value)) and np.isfinite(tape.gradient(value, big).numpy()).all()
+    assert ChannelWiseLoss.from_config(loss.get_config()).temperature == 4.0
+    with pytest.raises(ValueError, match="temperature must be a number > 0, got 0"):
+        ChannelWiseLoss(0)
+    with pytest.raises(ValueError, match="cwd needs teacher and student outputs of the same shape"):
+        loss.validate_outputs(np.zeros((1, 4, 4, 1)), np.zeros((1, 2, 2, 1)))
+
 def test_output_l1_is_the_mean_absolute_difference():
     t = np.array([[[[10.0, 20.0, 30.0]]]], "float32")
     s = np.array([[[[12.0, 17.0, 30.0]]]], "float32")
@@ -104,7 +137,7 @@ def test_fakd_rejects_maps_of_different_size():
 
 
 def test_dense_losses_are_registered_by_kind():
-    assert {"edge_kd", "output_l1", "fakd"} <= set(list_losses())
+    assert {"edge_kd", "cwd", "output_l1", "fakd"} <= set(list_losses())
     assert list_losses("supervised") == ["balanced_bce", "l1"]
     assert float(create_loss("l1", kind="supervised")(np.ones((1, 2, 2, 3)), np.zeros((1, 2, 2, 3)))) == 1.0
 
