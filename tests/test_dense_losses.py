@@ -102,7 +102,7 @@ def test_cwd_ignores_a_shift_of_a_student_map_but_not_a_move_of_its_mass():
     t = np.random.default_rng(2).normal(0, 3, (1, 6, 6, 1)).astype("float32")
     loss = ChannelWiseLoss(4.0)
     assert float(loss.compute_loss(t, t)) == pytest.approx(0.0, abs=1e-6)
-    assert float(loss.compute_loss(t, t + 5.0)) == pytest.approx(0.0, abs=1e-5)  # per-pixel losses would not be 0
+    assert float(loss.compute_loss(t, t + 5.0)) == pytest.approx(0.0, abs=1e-5)  # a per-pixel loss is not
     assert float(loss.compute_loss(t, t[:, ::-1])) > 0.1
     big = tf.Variable(np.concatenate([t * 100, t * 100]))  # large logits: log-softmax stays finite
     with tf.GradientTape() as tape:
