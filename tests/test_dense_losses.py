@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kd_keras.losses import BalancedBCELoss, ChannelWiseLoss, EdgeKDLoss, FAKDLoss, OutputL1Loss, create_loss, list_losses
+from kd_keras.losses import (
+    BalancedBCELoss, ChannelWiseLoss, EdgeKDLoss, FAKDLoss, OutputL1Loss, create_loss, list_losses,
+)
 
 
 def bce(q, z):
