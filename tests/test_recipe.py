@@ -79,7 +79,7 @@ BAD_INPUTS = {
     "unknown model": (["--set", "student.model=resnet19"],
                       "unknown student model 'resnet19'; registered classification models:"),
     "unknown method": (["--set", "distill.0.losses.0.method=kdd"],
-                       "distill.0.losses.0: unknown distillation method 'kdd'; registered methods: at, dist, dkd"),
+                       "distill.0.losses.0: unknown distillation method 'kdd'; registered methods: at, cwd, dist, dkd"),
     "method option": (["--set", "distill.0.losses.0.standardise=true"],
                       "distill.0.losses.0: loss 'kd' got unknown argument(s) standardise; valid arguments: "
                       "temperature, standardize."),
