@@ -16,7 +16,7 @@ Any recipe run's `teacher.keras` and `baseline.keras` serve.
 from __future__ import annotations
 
 import argparse
-import os
+import json
 
 import numpy as np
 
@@ -29,7 +29,6 @@ def main(argv=None) -> None:
     p.add_argument("--student", required=True, help="a trained student, a .keras file")
     p.add_argument("--batches", type=int, default=4)
     args = p.parse_args(argv)
-    os.environ["KD_BSDS500"] = args.data
 
     import keras
     import tensorflow as tf
@@ -38,7 +37,7 @@ def main(argv=None) -> None:
     from kd_keras.losses import create_loss
     from kd_keras.tasks.edge_detection import EdgeDetectionTask
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, [f"data.path={json.dumps(args.data)}"])  # as a recipe's --data
     task = EdgeDetectionTask()
     train = task.pipelines(task.load(cfg.data, 0), cfg.data, 0)[0]
     teacher, student = keras.models.load_model(args.teacher), keras.models.load_model(args.student)

@@ -83,7 +83,6 @@ def test_edge_kd_is_minimal_when_the_student_copies_the_teacher():
         assert float(loss.compute_loss(t, t + delta)) > at_teacher
 
 
-
 @pytest.mark.parametrize("temperature", [1.0, 4.0])
 def test_cwd_is_the_kl_of_per_channel_softmaxes_over_pixels(temperature):
     rng = np.random.default_rng(1)
@@ -115,6 +114,7 @@ def test_cwd_ignores_a_shift_of_a_student_map_but_not_a_move_of_its_mass():
         ChannelWiseLoss(0)
     with pytest.raises(ValueError, match="cwd needs teacher and student outputs of the same shape"):
         loss.validate_outputs(np.zeros((1, 4, 4, 1)), np.zeros((1, 2, 2, 1)))
+
 
 def test_output_l1_is_the_mean_absolute_difference():
     t = np.array([[[[10.0, 20.0, 30.0]]]], "float32")
