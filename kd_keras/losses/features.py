@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from kd_keras.losses.base import DistillLoss, check_non_negative
@@ -17,10 +18,14 @@ def _check_layer_name(arg: str, value) -> str:
 
 def _resize_like(x, reference):
     """Bilinearly resizes NHWC `x` to the spatial size of `reference`."""
-    if x.shape[1:3] == reference.shape[1:3]:
+    known = None not in (*x.shape[1:3], *reference.shape[1:3])
+    if known and x.shape[1:3] == reference.shape[1:3]:
         return x
-    size = ops.shape(reference)[1:3]
-    return ops.image.resize(x, (size[0], size[1]), interpolation="bilinear")
+    if known:
+        return ops.image.resize(x, tuple(reference.shape[1:3]), interpolation="bilinear")
+    # Sizes known only when the step runs (dense models take any image size); keras.ops.image.resize checks
+    # its size in Python, so the TensorFlow op takes the tensor.
+    return tf.image.resize(x, tf.shape(reference)[1:3], method="bilinear")
 
 
 def _check_rank4(which: str, layer: str, shape):
