@@ -18,6 +18,12 @@ two ways, both stated in the report:
 - under a flip or rotation the map is turned with the image, like the
   label, not recomputed on the turned image.
 
+The teacher outputs the losses read are stored as channels of one map:
+the final output, and any named layer whose output is a map the size of
+the input (HED's side outputs, which `side_kd` reads); `layout` names
+them. A layer at another resolution (a backbone feature) cannot be
+cropped with the image, and the teacher then runs live.
+
 With `scales` and `flip`, each image's map is the teacher's multi-scale
 test (HED, Xie & Tu 2015; RCF, Liu et al. 2017): the teacher runs on the
 image resized by each scale, and on its mirror image, each map is resized
@@ -44,6 +50,27 @@ import tensorflow as tf
 from kd_keras.teacher_cache import FINAL, STORAGES, pass_progress
 
 
+class MapShapeError(ValueError):
+    """A teacher output that is not a map the size of its input, so crops cannot carry it.
+
+    `reason` is the sentence without the fix, for a report that falls back
+    to a live teacher.
+    """
+
+    def __init__(self, reason: str):
+        super().__init__(f"{reason}; let the teacher run live (train.teacher_cache = \"off\").")
+        self.reason = reason
+
+
+def split_maps(maps, layout: list) -> dict:
+    """`{name: channels}` of stacked maps (..., C), by `TeacherMapsCache.layout`."""
+    out, start = {}, 0
+    for name, channels in layout:
+        out[name] = maps[..., start: start + channels]
+        start += channels
+    return out
+
+
 def images_fingerprint(images: list) -> str:
     """A hex digest of a list of images: each one's dtype, shape and bytes, in order."""
     h = hashlib.sha256()
@@ -60,7 +87,7 @@ class TeacherMapsCache:
     Args:
         extract: `fn(x_batch) -> {name: tensor}`, the teacher's
             inference-mode forward pass (`kd_keras.Distiller.teacher_outputs`);
-            it must return only `"final_output"`, a map the size of its input.
+            every output must be a map the size of its input.
         key: the teacher part of the key (`teacher_fingerprint`).
         storage: "memory", "disk", or "auto" (memory while the maps take at
             most `max_memory_mb`, else disk).
@@ -90,27 +117,33 @@ class TeacherMapsCache:
         self.scales, self.flip = scales, bool(flip)
         self._memory: dict = {}
         self.last: dict = {}  # how the last `maps` call was served, for the report
+        self.layout: list = []  # [(output name, channels)] of the last maps, in channel order
 
     def _path(self, key: str) -> str:
         return os.path.join(self.directory or "", f"teacher_maps_{key}.npz")
 
     def maps(self, images: list) -> list[np.ndarray]:
-        """The teacher's final-output map of each image (float16, HxWxC), in order."""
+        """The teacher's maps of each image (float16, HxWxC: the outputs of `layout` stacked), in order."""
         tta = "" if self.tta == "single scale" else self.tta  # single-scale keys as before
         key = hashlib.sha256((self.teacher_key + tta + images_fingerprint(images)).encode()).hexdigest()[:16]
         start = time.perf_counter()
-        maps, computed, mode = self._memory.get(key), False, "memory"
+        maps, layout = self._memory.get(key, (None, None))
+        computed, mode = False, "memory"
         if maps is None and self.directory and os.path.exists(self._path(key)):
             with np.load(self._path(key)) as f:
                 maps, mode = [f[f"m{i}"] for i in range(len(images))], "disk"
+                layout = ([(str(n), int(c)) for n, c in f["layout"]] if "layout" in f
+                          else [(FINAL, maps[0].shape[-1])])  # caches written before named layers
         if maps is None:
             maps, computed = self._compute(images), True
+            layout = self.layout
             mb = sum(m.nbytes for m in maps) / 2**20
             mode = "disk" if self.storage == "disk" or (self.storage == "auto" and mb > self.max_memory_mb) else "memory"
             if mode == "disk":
-                self._save(key, maps)
+                self._save(key, maps, layout)
         if mode == "memory":
-            self._memory = {key: maps}
+            self._memory = {key: (maps, layout)}
+        self.layout = layout
         seconds = time.perf_counter() - start
         self.last = {"key": key, "mode": mode, "tta": self.tta, "computed": computed, "seconds": seconds,
                      "examples": len(images), "bytes": int(sum(m.nbytes for m in maps)),
@@ -151,24 +184,23 @@ class TeacherMapsCache:
         return np.log(p) - np.log1p(-p)
 
     def _map(self, image: np.ndarray) -> np.ndarray:
-        """The teacher's final-output map of one image, as a 1xHxWxC array, checked."""
+        """The teacher's outputs for one image, stacked as a 1xHxWxC array, checked; sets `layout`."""
         outputs = self.extract(tf.constant(np.ascontiguousarray(image)[None]))
-        if set(outputs) != {FINAL}:
-            raise ValueError(f"whole-image teacher maps store the final output only, but the losses read "
-                             f"{sorted(outputs)}; let the teacher run live (train.teacher_cache = \"off\").")
-        m = np.asarray(outputs[FINAL])
-        if m.ndim != 4 or m.shape[1:3] != image.shape[:2]:
-            raise ValueError(f"whole-image teacher maps need an output map the size of the input, but the "
-                             f"teacher maps a {image.shape[:2]} image to {m.shape[1:]}; let the teacher run "
-                             f"live (train.teacher_cache = \"off\").")
-        return m
+        names = [FINAL] * (FINAL in outputs) + sorted(n for n in outputs if n != FINAL)
+        parts = [np.asarray(outputs[n]) for n in names]
+        for name, m in zip(names, parts):
+            if m.ndim != 4 or m.shape[1:3] != image.shape[:2]:
+                raise MapShapeError(f"whole-image teacher maps need outputs the size of the input, but the "
+                                    f"teacher's {name!r} maps a {image.shape[:2]} image to {m.shape[1:]}")
+        self.layout = [(n, m.shape[-1]) for n, m in zip(names, parts)]
+        return np.concatenate(parts, axis=-1)
 
-    def _save(self, key: str, maps: list) -> None:
+    def _save(self, key: str, maps: list, layout: list) -> None:
         os.makedirs(self.directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".npz", dir=self.directory)
         os.close(fd)
         try:
-            np.savez(tmp, **{f"m{i}": m for i, m in enumerate(maps)})
+            np.savez(tmp, layout=np.array(layout, dtype=object).astype(str), **{f"m{i}": m for i, m in enumerate(maps)})
             os.replace(tmp, self._path(key))
         finally:
             if os.path.exists(tmp):

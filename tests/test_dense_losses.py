@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from kd_keras.losses import (
-    BalancedBCELoss, ChannelWiseLoss, EdgeKDLoss, FAKDLoss, OutputL1Loss, create_loss, list_losses,
+    BalancedBCELoss, ChannelWiseLoss, EdgeKDLoss, FAKDLoss, FitNetsLoss, OutputL1Loss, SideOutputKDLoss, create_loss,
+    list_losses,
 )
 
 
@@ -139,7 +140,7 @@ def test_fakd_rejects_maps_of_different_size():
 
 
 def test_dense_losses_are_registered_by_kind():
-    assert {"edge_kd", "cwd", "output_l1", "fakd"} <= set(list_losses())
+    assert {"edge_kd", "side_kd", "cwd", "output_l1", "fakd"} <= set(list_losses())
     assert list_losses("supervised") == ["balanced_bce", "l1"]
     assert float(create_loss("l1", kind="supervised")(np.ones((1, 2, 2, 3)), np.zeros((1, 2, 2, 3)))) == 1.0
 
@@ -153,3 +154,64 @@ def test_l1_and_its_charbonnier_smoothing_by_hand():
     assert float(OutputL1Loss(epsilon=1.0).compute_loss(y, pred)) == pytest.approx(smooth, rel=1e-6)
     with pytest.raises(ValueError, match="epsilon must be a number >= 0, got -1"):
         OutputL1Loss(epsilon=-1)
+
+
+def built_side_kd(temperature=1.0, balanced=True, kernel=(0.5, -1.0), bias=0.25):
+    """A side_kd hint from a 2-channel student map (4x4) to a 1-channel teacher map (8x8), with a set head."""
+    loss = SideOutputKDLoss("side4", "enc2_out", temperature=temperature, balanced=balanced)
+    loss.build((None, None, None, 1), (None, None, None, 2))
+    loss.adapter.set_weights([np.array(kernel, "float32").reshape(1, 1, 2, 1), np.array([bias], "float32")])
+    return loss
+
+
+@pytest.mark.parametrize("temperature,balanced", [(1.0, False), (1.0, True), (2.0, True)])
+def test_side_kd_is_edge_bce_of_the_resized_side_head_against_the_teacher_side_map(temperature, balanced):
+    rng = np.random.default_rng(0)
+    s = rng.normal(0, 1, (2, 4, 4, 2)).astype("float32")
+    t = rng.normal(-1, 2, (2, 8, 8, 1)).astype("float32")
+    T = temperature
+    head = s @ np.array([0.5, -1.0], "float32") + 0.25  # the 1x1 convolution, by hand
+    z = tf.image.resize(head[..., None], (8, 8), method="bilinear").numpy().ravel() / T
+    q = 1 / (1 + np.exp(-t.ravel() / T))
+    b = q.mean() if balanced else None
+    per_pixel = [((1 - b) * qi * bce(1, zi) + b * (1 - qi) * bce(0, zi)) if balanced else bce(qi, zi)
+                 for qi, zi in zip(q, z)]
+    expected = T * T * np.mean(per_pixel)
+    assert float(built_side_kd(T, balanced).compute_loss(t, s)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_side_kd_is_lower_for_a_head_that_matches_the_teacher():
+    s = np.zeros((1, 4, 4, 2), "float32")
+    s[0, 1, :, 0] = 1.0  # a student feature on row 1
+    t = np.full((1, 4, 4, 1), -6.0, "float32")
+    t[0, 1, :, 0] = 6.0  # the teacher's side map fires on the same row
+    right = float(built_side_kd(kernel=(12.0, 0.0), bias=-6.0).compute_loss(t, s))
+    wrong = float(built_side_kd(kernel=(-12.0, 0.0), bias=6.0).compute_loss(t, s))
+    assert right < 0.02 and wrong > 1.0  # the minimum is the teacher map's entropy, 0.0102 here
+
+
+def test_side_kd_checks_its_layers_and_round_trips():
+    loss = create_loss("side_kd", teacher_layer="side5", student_layer="enc4_out", temperature=2.0)
+    assert isinstance(loss, SideOutputKDLoss)
+    again = SideOutputKDLoss.from_config(loss.get_config())
+    assert again.get_config() == {"teacher_layer": "side5", "student_layer": "enc4_out", "temperature": 2.0,
+                                  "balanced": True}
+    with pytest.raises(ValueError, match="student_layer must be a layer name .*got ''"):
+        SideOutputKDLoss("side5", "")
+    with pytest.raises(ValueError, match="student layer 'enc4_out' has output shape \\(None, 64\\)"):
+        SideOutputKDLoss("side5", "enc4_out").build((None, None, None, 1), (None, 64))
+    with pytest.raises(ValueError, match="not built"):
+        SideOutputKDLoss("side5", "enc4_out").compute_loss(np.zeros((1, 2, 2, 1)), np.zeros((1, 2, 2, 3)))
+
+
+def test_hints_resize_student_maps_whose_size_is_known_only_when_the_step_runs():
+    """Dense models take any image size: in a traced step both maps are (None, None); the student's is still resized."""
+    rng = np.random.default_rng(1)
+    t = rng.normal(0, 1, (1, 8, 8, 1)).astype("float32")
+    s = rng.normal(0, 1, (1, 4, 4, 2)).astype("float32")
+    for loss in (built_side_kd(), FitNetsLoss("side4", "enc2_out")):
+        if isinstance(loss, FitNetsLoss):
+            loss.build((None, None, None, 1), (None, None, None, 2))
+        traced = tf.function(loss.compute_loss, input_signature=[tf.TensorSpec((None, None, None, 1)),
+                                                                 tf.TensorSpec((None, None, None, 2))])
+        assert float(traced(t, s)) == pytest.approx(float(loss.compute_loss(t, s)), rel=1e-5)

@@ -1,6 +1,7 @@
 """Whole-image teacher maps for dense tasks: computed once, cropped with the image, reused from disk."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -10,11 +11,12 @@ import tensorflow as tf
 from kd_keras import Distiller, TeacherMapsCache
 from kd_keras.config import REPO_ROOT, load_config
 from kd_keras.data.edges import load_synthetic
-from kd_keras.losses import EdgeKDLoss, FitNetsLoss
+from kd_keras.losses import BalancedBCELoss, EdgeKDLoss, FitNetsLoss, SideOutputKDLoss
 from kd_keras.models import create_model
 from kd_keras.recipes.teacher_source import TeacherSource
 from kd_keras.tasks.edge_detection import EdgeDetectionTask
 from kd_keras.teacher_cache import FINAL, teacher_fingerprint
+from kd_keras.teacher_maps import split_maps
 
 EDGES = REPO_ROOT / "recipes" / "edges_synthetic.toml"
 
@@ -72,7 +74,8 @@ def test_a_teacher_whose_map_is_not_the_input_size_is_refused():
     strided = keras.Model(inputs, keras.layers.Conv2D(1, 3, strides=2, padding="same")(inputs))
     student = create_model("edge_unet", input_shape=(None, None, 3), widths=(4, 8, 8, 16))
     d = Distiller(student=student, teacher=strided, distillation_losses=[EdgeKDLoss()])
-    with pytest.raises(ValueError, match=r"output map the size of the input.*train.teacher_cache = \"off\""):
+    with pytest.raises(ValueError, match=r"outputs the size of the input, but the teacher's 'final_output' maps a "
+                                         r"\(24, 32\) image to \(12, 16, 1\).*train.teacher_cache = \"off\""):
         make_cache(d, strided).maps(images(1))
 
 
@@ -93,7 +96,7 @@ def test_edge_crops_carry_their_part_of_the_map_through_flips_and_rotations():
     assert turned and len(next(iter(val))) == 2  # validation batches have no teacher maps
 
 
-def test_runner_uses_maps_for_the_final_output_and_a_live_teacher_for_features():
+def test_runner_uses_maps_for_the_final_output_and_a_live_teacher_for_features_at_another_resolution():
     task = EdgeDetectionTask()
     cfg = load_config(EDGES, ["data.limit=4", "data.patch_size=24"])
     splits = task.load(cfg.data, 0)
@@ -110,7 +113,64 @@ def test_runner_uses_maps_for_the_final_output_and_a_live_teacher_for_features()
     feat = Distiller(student=student, teacher=teacher, distillation_losses=[FitNetsLoss(name, name)])
     live, how, info = source.train_data(feat, "the default batches")
     assert live == "the default batches" and info == {"mode": "live"}
-    assert how.endswith(f"whole-image teacher maps store the final output only, not {name}")
+    assert re.search(rf"the teacher's '{name}' maps a \(\d+, \d+\) image to \(\d+, \d+, 16\)$", how), how
+
+
+def side_pair(seed=0, layer="dec1_out"):
+    """An edge_unet teacher whose stride-1 decoder output (8 channels) a side_kd hint reads, with its final map."""
+    keras.utils.set_random_seed(seed)
+    teacher = create_model("edge_unet", input_shape=(None, None, 3), widths=(8, 16, 32, 64))
+    student = create_model("edge_unet", input_shape=(None, None, 3), widths=(4, 8, 8, 16))
+    losses = [EdgeKDLoss(), SideOutputKDLoss(layer, "enc2_out")]
+    return Distiller(student=student, teacher=teacher, distillation_losses=losses), teacher
+
+
+def test_maps_store_side_outputs_the_size_of_the_input_beside_the_final_map(tmp_path):
+    d, teacher = side_pair()
+    ims = images()
+    cache = make_cache(d, teacher, storage="disk", directory=str(tmp_path))
+    maps = cache.maps(ims)
+    assert cache.layout == [(FINAL, 1), ("dec1_out", 8)] and [m.shape[-1] for m in maps] == [9] * 3
+    probe = keras.Model(teacher.inputs, [teacher.output, teacher.get_layer("dec1_out").output])
+    for im, m in zip(ims, maps):
+        final, side = (np.asarray(a)[0] for a in probe(im[None].astype(np.float32), training=False))
+        parts = split_maps(m.astype(np.float32), cache.layout)
+        np.testing.assert_allclose(parts[FINAL], final, rtol=2e-3, atol=2e-3)
+        np.testing.assert_allclose(parts["dec1_out"], side, rtol=2e-3, atol=2e-2)
+    again = make_cache(d, teacher, storage="disk", directory=str(tmp_path))  # a new process: the layout from disk
+    again.maps(ims)
+    assert not again.last["computed"] and again.layout == cache.layout
+
+
+def test_a_disk_cache_written_before_named_layers_reads_as_the_final_map(tmp_path):
+    d, teacher = dense_pair()
+    ims = images()
+    first = make_cache(d, teacher, storage="disk", directory=str(tmp_path))
+    maps = first.maps(ims)
+    path = first.last["path"]
+    np.savez(path, **{f"m{i}": m for i, m in enumerate(maps)})  # the format without a layout
+    old = make_cache(d, teacher, storage="disk", directory=str(tmp_path))
+    assert all(np.array_equal(a, b) for a, b in zip(old.maps(ims), maps))
+    assert not old.last["computed"] and old.layout == [(FINAL, 1)]
+
+
+def test_runner_crops_side_outputs_with_the_image_and_the_batches_carry_each_by_name():
+    task = EdgeDetectionTask()
+    cfg = load_config(EDGES, ["data.limit=4", "data.patch_size=24"])
+    splits = task.load(cfg.data, 0)
+    source = TeacherSource(cfg, task, splits, "/nonexistent", log=lambda m: None)
+    d, teacher = side_pair()
+    ds, how, info = source.train_data(d, None)
+    assert info["mode"] == "maps" and how.startswith("teacher maps of the")
+    x, _, t = next(iter(ds))
+    assert set(t) == {FINAL, "dec1_out"}
+    assert t[FINAL].shape == (*x.shape[:3], 1) and t["dec1_out"].shape == (*x.shape[:3], 8)
+    d.compile(optimizer="adam", loss=BalancedBCELoss())
+    head = d.distillation_losses[1].adapter
+    before = head.get_weights()[0].copy()
+    history = d.fit(ds.take(2), epochs=1, verbose=0).history  # the step reads the cropped side map by name
+    assert np.isfinite(history["distillation_loss"][-1]) and history["distillation_loss"][-1] > 0
+    assert not np.array_equal(head.get_weights()[0], before)  # the side head trains with the student
 
 
 def test_edge_recipe_reports_the_maps_in_results(tmp_path, capsys):

@@ -1,7 +1,8 @@
 """Losses: one class per method, registered by name (distillation and supervised)."""
 
 from kd_keras.losses.base import DistillLoss
-from kd_keras.losses.dense import BalancedBCELoss, ChannelWiseLoss, EdgeKDLoss, FAKDLoss, L1Loss, OutputL1Loss
+from kd_keras.losses.dense import (BalancedBCELoss, ChannelWiseLoss, EdgeKDLoss, FAKDLoss, L1Loss, OutputL1Loss,
+                                  SideOutputKDLoss)
 from kd_keras.losses.features import ATLoss, FitNetsLoss
 from kd_keras.losses.logits import DISTLoss, DKDLoss, KDLoss, MLKDLoss, standardize_logits
 from kd_keras.losses.registry import create_loss, get_loss_class, list_losses, register_loss
@@ -20,6 +21,7 @@ __all__ = [
     "L1Loss",
     "MLKDLoss",
     "OutputL1Loss",
+    "SideOutputKDLoss",
     "create_loss",
     "get_loss_class",
     "list_losses",

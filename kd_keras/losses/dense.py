@@ -1,8 +1,8 @@
 """Per-pixel losses for the dense tasks: edge detection and super-resolution.
 
 Supervised (labels vs student, given to `compile()`): `balanced_bce`
-(HED/RCF), `l1`. Distillation (teacher vs student): `edge_kd`, `cwd`,
-`output_l1`, `fakd`.
+(HED/RCF), `l1`. Distillation (teacher vs student): `edge_kd`, `side_kd`,
+`cwd`, `output_l1`, `fakd`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from keras import ops
 
 from kd_keras.losses.base import DistillLoss, check_bool, check_non_negative, check_temperature
 from kd_keras.losses.edge_nms import edge_nms
-from kd_keras.losses.features import _check_layer_name, _check_rank4
+from kd_keras.losses.features import _check_layer_name, _check_rank4, _resize_like
 from kd_keras.losses.registry import register_loss
 
 
@@ -23,6 +23,15 @@ def _bce_with_logits(target, logits):
     with the smooth gradient `sigmoid(z) - q` everywhere, also at z = 0.
     """
     return ops.softplus(logits) - target * logits
+
+
+def _soft_edge_bce(q, z, balanced: bool):
+    """Mean BCE of logits `z` against a soft edge map `q`, class-balanced by `q`'s mean edge share if asked."""
+    if not balanced:
+        return ops.mean(_bce_with_logits(q, z))
+    b = ops.stop_gradient(ops.mean(q))
+    # -log p = softplus(-z), -log(1 - p) = softplus(z)
+    return ops.mean((1.0 - b) * q * ops.softplus(-z) + b * (1.0 - q) * ops.softplus(z))
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -174,16 +183,75 @@ class EdgeKDLoss(DistillLoss):
         q = ops.sigmoid(ops.cast(teacher_outputs, "float32") / t)
         if self.thin:
             q = ops.stop_gradient(edge_nms(q))
-        z = ops.cast(student_outputs, "float32") / t
-        if not self.balanced:
-            return ops.mean(_bce_with_logits(q, z)) * (t * t)
-        b = ops.stop_gradient(ops.mean(q))
-        # -log p = softplus(-z), -log(1 - p) = softplus(z)
-        per_pixel = (1.0 - b) * q * ops.softplus(-z) + b * (1.0 - q) * ops.softplus(z)
-        return ops.mean(per_pixel) * (t * t)
+        return _soft_edge_bce(q, ops.cast(student_outputs, "float32") / t, self.balanced) * (t * t)
 
     def get_config(self):
         return {"temperature": self.temperature, "balanced": self.balanced, "thin": self.thin}
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+@register_loss("side_kd")
+class SideOutputKDLoss(DistillLoss):
+    """Side-output hints: a side head on a student layer learns one of the teacher's side edge maps.
+
+    HED (Xie & Tu 2015) supervises a 1x1 "side" convolution on each VGG
+    stage with the edge labels; its side maps run from fine texture edges
+    (stage 1) to coarse object boundaries (stage 5), knowledge the labels of
+    one image do not hold. Here a 1x1 convolution on the student's layer
+    (the adapter: it trains with the student and is not part of it, as in
+    FitNets) predicts the teacher layer's logit map; it is resized to the
+    teacher map and trained with `edge_kd`'s per-pixel BCE at temperature T
+    (class-balanced by the teacher's edge share if `balanced`). The hint
+    thus shapes the student's inner features, not its output.
+
+    The teacher layer must be a map the size of the input (HED's `side1` ..
+    `side5`), so whole-image teacher maps can serve it with no live teacher.
+
+    Args:
+        teacher_layer: the teacher's side-output layer (e.g. "side4").
+        student_layer: the student layer that gets the side head (e.g.
+            "enc4_out" of `edge_unet`).
+        temperature: T > 0 applied to both logit maps.
+        balanced: weight edge and non-edge pixels by the teacher's edge share.
+
+    Reference:
+        Xie, Tu. Holistically-Nested Edge Detection. ICCV 2015 (side
+        outputs, deep supervision). https://arxiv.org/abs/1504.06375 ;
+        Romero et al. FitNets: Hints for Thin Deep Nets. ICLR 2015 (hints
+        through an adapter).
+    """
+
+    def __init__(self, teacher_layer: str, student_layer: str, temperature: float = 1.0, balanced: bool = True):
+        self.teacher_layer_name = _check_layer_name("teacher_layer", teacher_layer)
+        self.student_layer_name = _check_layer_name("student_layer", student_layer)
+        self.temperature = check_temperature(temperature)
+        self.balanced = check_bool("balanced", balanced)
+        self.adapter = None
+
+    def build(self, teacher_shape, student_shape):
+        _check_rank4("teacher", self.teacher_layer_name, teacher_shape)
+        _check_rank4("student", self.student_layer_name, student_shape)
+        self.adapter = keras.layers.Conv2D(teacher_shape[-1] or 1, 1, name=f"side_kd_head_{self.student_layer_name}")
+        self.adapter.build(tuple(student_shape))
+
+    @property
+    def layers(self):
+        return [self.adapter] if self.adapter is not None else []
+
+    def validate_outputs(self, teacher_outputs, student_outputs):
+        pass
+
+    def compute_loss(self, teacher_outputs, student_outputs, labels=None, **kwargs):
+        if self.adapter is None:
+            raise ValueError("SideOutputKDLoss is not built; pass it to kd_keras.Distiller, which builds it.")
+        t = self.temperature
+        target = ops.cast(teacher_outputs, "float32")
+        z = _resize_like(ops.cast(self.adapter(student_outputs), "float32"), target)
+        return _soft_edge_bce(ops.sigmoid(target / t), z / t, self.balanced) * (t * t)
+
+    def get_config(self):
+        return {"teacher_layer": self.teacher_layer_name, "student_layer": self.student_layer_name,
+                "temperature": self.temperature, "balanced": self.balanced}
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")

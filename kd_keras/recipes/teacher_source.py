@@ -10,8 +10,9 @@ batches. Its choice follows `train.teacher_cache` and the recipe's inputs:
   (`kd_keras.TeacherViewsCache`);
 - random crops of a dense task whose teacher outputs a map aligned with its
   input (edge detection): the teacher's map of each whole training image,
-  cropped with it (`kd_keras.TeacherMapsCache`);
-- anything else (RandAugment, "off", feature losses on dense crops): the
+  cropped with it, with any side outputs the size of the input
+  (`kd_keras.TeacherMapsCache`);
+- anything else (RandAugment, "off", features at another resolution on dense crops): the
   teacher runs live, and the reason is reported.
 
 One cache serves every KD student of a run that reads the same teacher
@@ -25,7 +26,7 @@ import os
 from kd_keras.cli import unwritable_reason
 from kd_keras.data.images import read_folders
 from kd_keras.teacher_cache import FINAL, STORAGES, TeacherOutputCache, teacher_fingerprint
-from kd_keras.teacher_maps import TeacherMapsCache
+from kd_keras.teacher_maps import MapShapeError, TeacherMapsCache
 from kd_keras.teacher_views import TeacherViewsCache
 
 MODES = ("off", "views", *STORAGES)
@@ -97,13 +98,12 @@ class TeacherSource:
         blocker = self.task.replay_blocker(data)
         if blocker:
             why = f"teacher runs live: the inputs change every epoch ({random}) and {blocker}"
-            features = [name for name in distiller.teacher_layers if name != FINAL]
             if self.task.maps_blocker(data):
                 return default_ds, why, {"mode": "live"}
-            if features:
-                return default_ds, (f"{why}; whole-image teacher maps store the final output only, not "
-                                    f"{', '.join(features)}"), {"mode": "live"}
-            return self._maps(distiller, data, splits, tta)
+            try:
+                return self._maps(distiller, data, splits, tta)
+            except MapShapeError as e:  # a feature map at another resolution: crops cannot carry it
+                return default_ds, f"{why}; {e.reason}", {"mode": "live"}
         return self._views(distiller, default_ds, random, data, splits)
 
     def _maps(self, distiller, data, splits, tta=None):
@@ -118,7 +118,7 @@ class TeacherSource:
         scales, flip = tta or ((), False)
         cache.scales, cache.flip = tuple(float(x) for x in scales) or (1.0,), bool(flip)
         maps = cache.maps(self.task.map_images(splits))
-        train, _, _ = self.task.pipelines(splits, data, t.seed, teacher_maps=maps)
+        train, _, _ = self.task.pipelines(splits, data, t.seed, teacher_maps=maps, teacher_layout=cache.layout)
         last = cache.last
         where = "in memory" if last["mode"] == "memory" else "on disk"
         when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"

@@ -12,6 +12,7 @@ from kd_keras.data.images import DenseSplits, drop_small
 from kd_keras.metrics.edges import PixelF1, boundary_scores, missing_benchmark
 from kd_keras.tasks.base import Task, center_crops, random_crops, single_image_forward
 from kd_keras.teacher_cache import FINAL
+from kd_keras.teacher_maps import split_maps
 
 DEFAULT_PATCH = 96
 
@@ -97,18 +98,22 @@ class EdgeDetectionTask(Task):
     def map_images(self, splits) -> list:
         return [e[1] for e in splits.train]
 
-    def pipelines(self, splits, cfg, seed: int, teacher_maps=None):
+    def pipelines(self, splits, cfg, seed: int, teacher_maps=None, teacher_layout=None):
         """Returns (train, val, test): batched random training crops, centre-cropped validation, test examples.
 
         Args:
             teacher_maps: the teacher's map of each whole training image
                 (`kd_keras.TeacherMapsCache.maps`, aligned with
                 `map_images`); training batches are then
-                `(images, labels, {"final_output": maps})`, each map cropped,
-                flipped and rotated with its image.
+                `(images, labels, {"final_output": maps, ...})`, each map
+                cropped, flipped and rotated with its image.
+            teacher_layout: `[(output name, channels)]` of the maps'
+                channels (`TeacherMapsCache.layout`; default: all of them
+                the final output).
         """
         patch = cfg.patch_size or DEFAULT_PATCH
         maps = teacher_maps if teacher_maps is not None else [None] * len(splits.train)
+        layout = teacher_layout or [(FINAL, maps[0].shape[-1] if teacher_maps else 0)]
         exact = any(np.isnan(e[2]).any() for e in splits.train)  # transfer images: keep their NaN labels
         stacked = [_image_and_label(e, m, exact) for e, m in zip(splits.train, maps)]
 
@@ -118,7 +123,7 @@ class EdgeDetectionTask(Task):
 
         def split_with_map(crop):
             crop = tf.cast(crop, tf.float32)
-            return crop[..., :3], crop[..., 3:4] / 255.0, {FINAL: crop[..., 4:]}
+            return crop[..., :3], crop[..., 3:4] / 255.0, split_maps(crop[..., 4:], layout)
 
         train = (random_crops(stacked, patch, max(1, cfg.repeats), cfg.augment.flip, seed)
                  .map(split if teacher_maps is None else split_with_map)
