@@ -1,4 +1,4 @@
-"""What the classification benchmarks share: the command-line frame, the recipe and data, resumable runs."""
+"""What the benchmarks share: the command-line frame, one-line errors on bad paths, recipe and data, resumed runs."""
 
 from __future__ import annotations
 
@@ -24,6 +24,25 @@ def run_cli(argv, parse, bench_cls, print_report) -> int:
 
     write_json_atomic(os.path.join(args.out, "result.json"), result)
     return 0 if all(result["met"].values()) else 1
+
+
+def check_paths(files: dict = None, folders: dict = None) -> None:
+    """Raises a one-line ValueError for the first `{option: path}` that is not an existing file (folder)."""
+    for kind, paths, exists in (("file", files or {}, os.path.isfile), ("folder", folders or {}, os.path.isdir)):
+        for option, path in paths.items():
+            if not exists(path):
+                raise ValueError(f"{option} {path!r} is not an existing {kind}; give the path of one.")
+
+
+def one_line_errors(main, argv=None) -> int:
+    """Runs `main(argv)`: bad input (a ValueError or missing file, raised before the measurement) is one line on
+    stderr and exit code 2, not a traceback; 0 otherwise."""
+    try:
+        main(argv)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def load_recipe(args, need_augmentation: bool = False):

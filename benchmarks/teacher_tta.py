@@ -16,6 +16,8 @@ Needs the `teachers` and `edges` extras (`pip install -e ".[teachers,edges]"`).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
@@ -26,6 +28,9 @@ from kd_keras.distiller import Distiller
 from kd_keras.losses import EdgeKDLoss
 from kd_keras.metrics.edges import boundary_scores
 from kd_keras.models import create_model
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, also when imported
+from bench_common import check_paths, one_line_errors  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -39,6 +44,7 @@ def main(argv=None) -> None:
     p.add_argument("--model", default="hed_vgg16")
     p.add_argument("--weights", default="bsds500")
     args = p.parse_args(argv)
+    check_paths(folders={"--data": args.data})
 
     splits = load_bsds(args.data, ["train"], [], [args.split], 160, 0.0, 0, None)
     examples = [e for ex in splits.test.values() for e in ex][: args.images]
@@ -60,4 +66,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(one_line_errors(main))

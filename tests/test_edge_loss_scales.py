@@ -1,8 +1,12 @@
 """benchmarks/edge_loss_scales.py runs on a BSDS-layout folder and prints each term's pull against the label loss."""
 
 import importlib.util
+import os
+import subprocess
+import sys
 
 import keras
+import pytest
 from test_dense_data import make_bsds
 
 from kd_keras.config import REPO_ROOT
@@ -34,3 +38,19 @@ def test_edge_loss_scales_prints_each_terms_gradient_norm_and_its_equal_pull_wei
     assert label_norm > 0 and rows["balanced_bce (labels)"][1] == 1
     for norm, weight in rows.values():  # each weight makes its term pull as hard as the label loss
         assert norm > 0 and abs(weight * norm - label_norm) <= 0.02 * label_norm  # both printed to 3 digits
+
+
+@pytest.mark.parametrize("script,args,expected", [
+    ("edge_loss_scales", ["--config", "recipes/bsds500.toml", "--data", "{tmp}/none", "--teacher", "{tmp}/t.keras",
+                          "--student", "{tmp}/s.keras"], "--teacher '{tmp}/t.keras' is not an existing file"),
+    ("teacher_tta", ["--data", "{tmp}/none"], "--data '{tmp}/none' is not an existing folder"),
+    ("teacher_maps", ["--data", "{tmp}/none"], "--data '{tmp}/none' is not an existing folder"),
+])
+def test_edge_benchmarks_give_one_line_and_exit_2_on_a_missing_path(tmp_path, script, args, expected):
+    args = [a.format(tmp=tmp_path) for a in args]
+    proc = subprocess.run([sys.executable, f"benchmarks/{script}.py", *args], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:") or "Traceback" in line]
+    assert proc.returncode == 2 and lines == [f"error: {expected.format(tmp=tmp_path)}; give the path of one."], \
+        proc.stderr[-2000:]
+    assert proc.stdout == ""
