@@ -51,8 +51,7 @@ class Distiller(keras.distillation.Distiller):
       given by registered name (`"kd"`);
     - the hard-label loss is the compiled loss, so `sample_weight`-free
       `compile(loss=...)`, loss scaling and tf.distribute work as usual;
-    - `evaluate()` measures the student alone, without running the teacher
-      (its `total_loss` is the student's loss);
+    - `evaluate()` measures the student alone (`total_loss` is its loss);
     - a teacher is optional (`teacher=None`: the baseline) and losses may
       own trainable layers (the FitNets adapter), which train with the
       student but are not part of it: `distiller.student` saves and exports
@@ -357,8 +356,7 @@ class Distiller(keras.distillation.Distiller):
                 and strategy.extended._in_multi_worker_mode())
 
     def reset_metrics(self):
-        # keras.Model resets every tracked metric, the three loss trackers included.
-        keras.Model.reset_metrics(self)
+        keras.Model.reset_metrics(self)  # every tracked metric, the three loss trackers included
 
     # ----------------------------------------------------------- serialising
     def get_config(self):
