@@ -96,11 +96,16 @@ def test_edge_crops_carry_their_part_of_the_map_through_flips_and_rotations():
     assert turned and len(next(iter(val))) == 2  # validation batches have no teacher maps
 
 
-def test_runner_uses_maps_for_the_final_output_and_a_live_teacher_for_features_at_another_resolution():
+def small_source():
+    """A TeacherSource over 4 synthetic edge images and 24-px crops, and its splits."""
     task = EdgeDetectionTask()
     cfg = load_config(EDGES, ["data.limit=4", "data.patch_size=24"])
     splits = task.load(cfg.data, 0)
-    source = TeacherSource(cfg, task, splits, "/nonexistent", log=lambda m: None)
+    return TeacherSource(cfg, task, splits, "/nonexistent", log=lambda m: None), splits
+
+
+def test_runner_uses_maps_for_the_final_output_and_a_live_teacher_for_features_at_another_resolution():
+    source, splits = small_source()
     d, _ = dense_pair()
     ds, how, info = source.train_data(d, None)
     assert info["mode"] == "maps" and info["examples"] == splits.num_train and how.startswith("teacher maps of the")
@@ -155,11 +160,8 @@ def test_a_disk_cache_written_before_named_layers_reads_as_the_final_map(tmp_pat
 
 
 def test_runner_crops_side_outputs_with_the_image_and_the_batches_carry_each_by_name():
-    task = EdgeDetectionTask()
-    cfg = load_config(EDGES, ["data.limit=4", "data.patch_size=24"])
-    splits = task.load(cfg.data, 0)
-    source = TeacherSource(cfg, task, splits, "/nonexistent", log=lambda m: None)
-    d, teacher = side_pair()
+    source, _ = small_source()
+    d, _ = side_pair()
     ds, how, info = source.train_data(d, None)
     assert info["mode"] == "maps" and how.startswith("teacher maps of the")
     x, _, t = next(iter(ds))
