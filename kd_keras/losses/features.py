@@ -18,13 +18,10 @@ def _check_layer_name(arg: str, value) -> str:
 
 def _resize_like(x, reference):
     """Bilinearly resizes NHWC `x` to the spatial size of `reference`."""
-    known = None not in (*x.shape[1:3], *reference.shape[1:3])
-    if known and x.shape[1:3] == reference.shape[1:3]:
+    if None not in (*x.shape[1:3], *reference.shape[1:3]) and x.shape[1:3] == reference.shape[1:3]:
         return x
-    if known:
-        return ops.image.resize(x, tuple(reference.shape[1:3]), interpolation="bilinear")
-    # Sizes known only when the step runs (dense models take any image size); keras.ops.image.resize checks
-    # its size in Python, so the TensorFlow op takes the tensor.
+    # The size as a tensor: dense models take any image size, so in a traced step both sizes may be (None, None)
+    # and still differ (keras.ops.image.resize checks its size in Python and cannot take it).
     return tf.image.resize(x, tf.shape(reference)[1:3], method="bilinear")
 
 
