@@ -18,7 +18,9 @@ TASKS = ("classification", "edge_detection", "super_resolution")
 
 
 def run(cmd, cwd, env=None, timeout=600):
+    """`cmd` with this process's environment, less TF_CPP_MIN_LOG_LEVEL, plus `env` (a None value removes)."""
     env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}, **(env or {})}
+    env = {k: v for k, v in env.items() if v is not None}
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -26,9 +28,10 @@ def build_and_install(root):
     """The wheel `pip wheel` builds from a copy of the repository, installed into a new virtual environment.
 
     The copy keeps the build out of the clone (and two test workers out of each other's way). The environment
-    sees this machine's packages (`--system-site-packages`: TensorFlow and the rest are not downloaded again),
-    but kd_keras itself comes from the wheel: its copy in the environment's site-packages is found before the
-    editable install of the repository.
+    gets kd_keras from the wheel and nothing else: its other packages (TensorFlow and the rest, not downloaded
+    again) are the running interpreter's, seen through `seeing_this_interpreter`. That works whether the tests
+    run in a venv, a conda environment or a bare interpreter; `--system-site-packages` would give the *base*
+    interpreter's packages, which in a venv have no Keras.
     """
     import shutil
 
@@ -44,14 +47,35 @@ def build_and_install(root):
                  str(root / "dist")], cwd=root)
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = glob.glob(str(root / "dist" / "kd_keras-*.whl"))[0]
-    made = run([sys.executable, "-m", "venv", "--system-site-packages", str(root / "venv")], cwd=root)
+    venv = root / "venv"
+    made = run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=root)
     assert made.returncode == 0, made.stderr
-    python = str(root / "venv" / "bin" / "python")
-    installed = run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", wheel], cwd=root)
+    python = str(venv / "bin" / "python")
+    # This interpreter's pip installs into the new environment (`--python`), before it sees any other package:
+    # nothing to satisfy, nothing of the running environment touched.
+    installed = run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
+                     "--ignore-installed", wheel], cwd=root)
     assert installed.returncode == 0, installed.stderr[-2000:]
+    own_site = run([python, "-c", "import site; print(site.getsitepackages()[0])"], cwd=root).stdout.strip()
+    seeing_this_interpreter(Path(own_site))
     outside = root / "elsewhere"
     outside.mkdir()
     return python, wheel, outside
+
+
+def seeing_this_interpreter(own_site):
+    """A `.pth` file in the new environment's site-packages that adds the running interpreter's site directories
+    (and its user site, where it has one) after its own, as `--system-site-packages` would for a base
+    interpreter. `site.addsitedir` also runs their `.pth` files; an editable kd_keras among them comes after the
+    wheel's copy, which the test checks."""
+    import site
+
+    dirs = [d for d in site.getsitepackages() if os.path.isdir(d)]
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
+        dirs.append(site.getusersitepackages())
+    assert dirs, "the running interpreter reports no site-packages directory"
+    lines = [f"import site; site.addsitedir({d!r})" for d in dirs]
+    (own_site / "zz_running_interpreter.pth").write_text("\n".join(lines) + "\n")
 
 
 def test_the_installed_wheel_runs_the_recipes_from_another_folder(tmp_path):
@@ -62,17 +86,21 @@ def test_the_installed_wheel_runs_the_recipes_from_another_folder(tmp_path):
     assert packed == sorted(p.name for p in (REPO_ROOT / "recipes").glob("*.toml"))
     assert not [n for n in names if n.endswith(".keras")]  # the shipped teachers stay out: see the README
     assert os.path.getsize(wheel) < 2e6
-    where = run([python, "-c", "import kd_keras; print(kd_keras.__file__, kd_keras.__version__)"], cwd=outside)
-    assert str(tmp_path / "venv") in where.stdout, where.stdout  # the wheel's copy, not the clone
+    alone = {"PYTHONPATH": None}  # a PYTHONPATH naming the clone would put its kd_keras first
+    where = run([python, "-c", "import kd_keras, keras; print(kd_keras.__file__, kd_keras.__version__)"],
+                cwd=outside, env=alone)
+    assert where.returncode == 0, where.stderr[-2000:]  # Keras and the rest come from the running interpreter
+    assert where.stdout.startswith(str(tmp_path / "venv")), where.stdout  # the wheel's copy, not the clone
     for task in TASKS:
-        proc = run([python, "-m", f"kd_keras.recipes.{task}", "--smoke", "--out", f"run_{task}"], cwd=outside)
+        proc = run([python, "-m", f"kd_keras.recipes.{task}", "--smoke", "--out", f"run_{task}"], cwd=outside,
+                   env=alone)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert json.loads((outside / f"run_{task}" / "results.json").read_text())["environment"]["kd_keras"]
-    listed = run([python, "-m", "kd_keras.recipes.super_resolution", "--list"], cwd=outside)
+    listed = run([python, "-m", "kd_keras.recipes.super_resolution", "--list"], cwd=outside, env=alone)
     assert listed.returncode == 0 and "sr_skimage" in listed.stdout and "sr_t91" in listed.stdout
     assert "digits" not in listed.stdout.split("other tasks")[0]  # only this task's recipes are listed
     proc = run([python, "-m", "kd_keras.recipes.classification", "--config", "cifar10_small", "--smoke", "--data",
-                str(tiny_cifar(outside / "tiny.npz")), "--out", "by_name"], cwd=outside)
+                str(tiny_cifar(outside / "tiny.npz")), "--out", "by_name"], cwd=outside, env=alone)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((outside / "by_name" / "results.json").read_text())["recipe"] == "cifar10_small"
     # its teacher, saved_models/cifar10_small_resnet56.keras, is not in the wheel: trained, as the recipe allows
