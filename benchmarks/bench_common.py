@@ -20,7 +20,7 @@ def run_cli(argv, parse, bench_cls, print_report) -> int:
         return 2
     result = bench.run()
     print_report(result)
-    from kd_keras.report import write_json_atomic
+    from kd_keras.benchmark.report import write_json_atomic
 
     write_json_atomic(os.path.join(args.out, "result.json"), result)
     return 0 if all(result["met"].values()) else 1

@@ -93,7 +93,7 @@ class Bench:
                     converters.tflite(self.keras_teacher, path, "int8" if name.endswith("int8") else "none", train)
 
     def teacher(self, name):
-        from kd_keras.file_teacher import load_file_teacher
+        from kd_keras.teachers.files import load_file_teacher
 
         if name == "keras":
             return self.keras_teacher
@@ -102,7 +102,7 @@ class Bench:
     def distiller(self, teacher, seed):
         from kd_keras import Distiller
         from kd_keras.losses import create_loss
-        from kd_keras.recipes.training import make_optimizer
+        from kd_keras.training.optim import make_optimizer
 
         d = self.cfg.distill[0]
         keras.utils.set_random_seed(seed)
@@ -115,8 +115,8 @@ class Bench:
         return distiller, student
 
     def views(self, name, teacher, distiller):
-        from kd_keras.teacher_cache import teacher_fingerprint
-        from kd_keras.teacher_views import TeacherViewsCache
+        from kd_keras.teachers.cache import teacher_fingerprint
+        from kd_keras.teachers.views import TeacherViewsCache
 
         cache = TeacherViewsCache(distiller.teacher_outputs, teacher_fingerprint(teacher, distiller.teacher_layers),
                                   self.cfg.data.augment, self.splits.input_shape, self.splits.num_classes,
@@ -129,6 +129,8 @@ class Bench:
         return np.stack(xs).astype("float32"), np.asarray(ys)
 
     def run(self) -> dict:
+        from kd_keras.teachers.targets import TeacherTargets
+
         a = self.args
         self.export()
         x, y = self.test_images()
@@ -152,7 +154,8 @@ class Bench:
                     print(f"{key}: done by an earlier run: {self.runs[key]}")
                     continue
                 distiller, student = self.distiller(teacher, seed)
-                train, val, test = self.task.pipelines(self.splits, self.cfg.data, seed, teacher_views=stored)
+                train, val, test = self.task.pipelines(self.splits, self.cfg.data, seed,
+                                                        TeacherTargets("views", stored) if stored is not None else None)
                 start = time.perf_counter()
                 keras.utils.set_random_seed(seed)
                 distiller.fit(train, epochs=a.epochs, verbose=0)
@@ -161,7 +164,7 @@ class Bench:
                     record["val"] = self.task.evaluate(student, val)["accuracy"]
                 print(f"{key}: {record}")
                 self.runs[key] = record
-                from kd_keras.report import write_json_atomic
+                from kd_keras.benchmark.report import write_json_atomic
 
                 write_json_atomic(self.runs_path, self.runs)
         students = {n: [self.runs[f"{n}/seed{s}/epochs{a.epochs}/K{a.views}"] for s in a.seeds] for n in TEACHERS}

@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         return 2
     print_report(result)
     if args.json:
-        from kd_keras.report import write_json_atomic
+        from kd_keras.benchmark.report import write_json_atomic
 
         write_json_atomic(args.json, result)
     return 0 if all(result["met"].values()) else 1
@@ -100,12 +100,13 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def measure(args) -> dict:
-    from kd_keras import Distiller, dataspec
+    from kd_keras import Distiller
+    from kd_keras.config import dataspec
     from kd_keras.data.pipeline import classification_pipeline
     from kd_keras.losses import KDLoss
     from kd_keras.models import create_model
     from kd_keras.tasks import TASKS
-    from kd_keras.teacher_cache import TeacherOutputCache, teacher_fingerprint
+    from kd_keras.teachers.cache import TeacherOutputCache, teacher_fingerprint
 
     task = TASKS["classification"]()
     cfg, splits = dataspec.load(args.data, task)

@@ -97,7 +97,7 @@ class Bench:
 
     def distiller(self, variant, seed, epochs):
         from kd_keras import Distiller
-        from kd_keras.recipes.runner import make_optimizer
+        from kd_keras.training.optim import make_optimizer
 
         s = self.student(seed)
         steps = -(-self.splits.num_train // self.cfg.data.batch_size)
@@ -111,13 +111,15 @@ class Bench:
         return d, s, data
 
     def train_data(self, variant, distiller, seed):
-        stored = self.views(distiller) if variant == "KD views" else None
-        train, _, _ = self.task.pipelines(self.splits, self.cfg.data, seed, teacher_views=stored)
+        from kd_keras.teachers.targets import TeacherTargets
+
+        stored = TeacherTargets("views", self.views(distiller)) if variant == "KD views" else None
+        train, _, _ = self.task.pipelines(self.splits, self.cfg.data, seed, stored)
         return train
 
     def views(self, distiller, k=None, directory="default"):
-        from kd_keras.teacher_cache import teacher_fingerprint
-        from kd_keras.teacher_views import TeacherViewsCache
+        from kd_keras.teachers.cache import teacher_fingerprint
+        from kd_keras.teachers.views import TeacherViewsCache
 
         if k is None and self.stored is not None:
             return self.stored
@@ -178,7 +180,7 @@ class Bench:
                 record = {**self.evaluate(s), "seconds": time.perf_counter() - start}
                 print(f"{name}: {record}")
                 self.runs[name] = record
-                from kd_keras.report import write_json_atomic
+                from kd_keras.benchmark.report import write_json_atomic
 
                 write_json_atomic(self.runs_path, self.runs)
         acc = {v: [self.runs[run_name(v, s, a.epochs, a.views)] for s in a.seeds] for v in ("KD live", "KD views")} \

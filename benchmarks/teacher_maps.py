@@ -3,7 +3,7 @@
 For a dense teacher (default: the published HED VGG-16 on BSDS500 training
 images) it compares, as edge probabilities, the teacher's map of the whole
 image, cropped / flipped / rotated, with the teacher run live on the crop /
-flipped / rotated image: the two differences `kd_keras.teacher_maps` makes.
+flipped / rotated image: the two differences `kd_keras.teachers.maps` makes.
 It also times the teacher on one whole image against one crop, interleaved.
 
     python benchmarks/teacher_maps.py --data ../shared/data/bsds500 --images 8

@@ -11,8 +11,8 @@ from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_
 from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
 from kd_keras.distiller_args import check_same_outputs, checked_arguments, symbolic
-from kd_keras.file_teacher import file_teacher_layer
 from kd_keras.losses import DistillLoss
+from kd_keras.teachers.files import file_teacher_layer
 
 FINAL = "final_output"
 

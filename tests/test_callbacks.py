@@ -6,7 +6,7 @@ import pytest
 from conftest import tiny_classifier
 
 from kd_keras import Distiller
-from kd_keras.callbacks import NaNGuard
+from kd_keras.training.callbacks import NaNGuard
 
 
 class Poison(keras.callbacks.Callback):
@@ -74,7 +74,7 @@ def test_save_model_never_leaves_a_truncated_file(toy_data, tmp_path, monkeypatc
 
 
 def test_backup_is_written_atomically(toy_data, tmp_path, monkeypatch):
-    from kd_keras.callbacks import AtomicBackupAndRestore
+    from kd_keras.training.callbacks import AtomicBackupAndRestore
 
     x, y = toy_data
     student = tiny_classifier(name="s")

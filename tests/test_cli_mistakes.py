@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kd_keras import quiet
+from kd_keras.cli import quiet
 
 
 def snapshot(folder: Path) -> dict:

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
+from kd_keras.benchmark.report import write_json_atomic
 from kd_keras.metrics import PixelF1, boundary_scores, psnr, rgb_to_y, ssim
-from kd_keras.report import write_json_atomic
 
 
 def square_boundary(size=64, lo=16, hi=48):

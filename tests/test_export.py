@@ -13,7 +13,7 @@ from kd_keras.export import converters, export_model, parity
 from kd_keras.export.__main__ import main
 from kd_keras.models import create_model
 from kd_keras.models.layers import bicubic_upscale
-from kd_keras.runtimes import open_runtime
+from kd_keras.models.runtimes import open_runtime
 
 
 @pytest.fixture(scope="module")

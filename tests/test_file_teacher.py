@@ -14,11 +14,11 @@ from kd_keras import Distiller
 from kd_keras.config import REPO_ROOT
 from kd_keras.data import load
 from kd_keras.export import converters
-from kd_keras.file_teacher import load_file_teacher
 from kd_keras.losses import FitNetsLoss, KDLoss
 from kd_keras.models import create_model
 from kd_keras.recipes.cli import main
-from kd_keras.teacher_cache import TeacherOutputCache, teacher_fingerprint
+from kd_keras.teachers.cache import TeacherOutputCache, teacher_fingerprint
+from kd_keras.teachers.files import load_file_teacher
 
 DIGITS = ("classification", str(REPO_ROOT / "recipes" / "digits.toml"))
 MEAN, STD = 0.5, 0.25

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kd_keras.config import REPO_ROOT
-from kd_keras.recipes import catalog
+from kd_keras.config import REPO_ROOT, catalog
 
 TASKS = ("classification", "edge_detection", "super_resolution")
 

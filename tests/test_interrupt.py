@@ -8,7 +8,7 @@ import pytest
 from conftest import tiny_classifier
 
 from kd_keras import Distiller
-from kd_keras.interrupt import StopBetweenSteps
+from kd_keras.training.interrupt import StopBetweenSteps
 
 
 class CtrlC(keras.callbacks.Callback):

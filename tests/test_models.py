@@ -157,7 +157,7 @@ def test_bit_loads_a_tfhub_savedmodel_folder(tmp_path):
     for (name, i), value in expected.items():
         np.testing.assert_array_equal(model.get_layer(name).get_weights()[i], value)
     assert np.isfinite(model(np.zeros((1, 32, 32, 3), "float32")).numpy()).all()
-    with pytest.raises(ValueError, match="only BiT models load a TF-Hub SavedModel folder"):
+    with pytest.raises(ValueError, match="only bit_m_r50x1, bit_resnet load a weights folder"):
         create_model("resnet18", 5, (32, 32, 3), weights=str(tmp_path / "bit_hub"))
 
 

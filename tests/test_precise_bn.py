@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import kd_keras
-from kd_keras.precise_bn import batchnorm_layers, recalibrate_batchnorm
+from kd_keras.training.precise_bn import batchnorm_layers, recalibrate_batchnorm
 
 
 def tiny_bn_model():

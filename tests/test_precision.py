@@ -79,7 +79,7 @@ def test_recipe_runs_in_bfloat16_with_xla_and_restores_the_policy(tmp_path, caps
 
 
 def test_a_mixed_precision_model_is_copied_to_float32_with_its_weights(toy_data):
-    from kd_keras.precision import as_float32, is_float32
+    from kd_keras.training.precision import as_float32, is_float32
 
     x, _ = toy_data
     previous = keras.config.dtype_policy()

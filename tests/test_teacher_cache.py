@@ -12,7 +12,7 @@ from kd_keras import Distiller
 from kd_keras.data.augment import AugmentConfig
 from kd_keras.data.pipeline import classification_pipeline
 from kd_keras.losses import FitNetsLoss, KDLoss
-from kd_keras.teacher_cache import TeacherOutputCache, teacher_fingerprint
+from kd_keras.teachers.cache import TeacherOutputCache, teacher_fingerprint
 
 CE = keras.losses.CategoricalCrossentropy(from_logits=True)
 

@@ -13,10 +13,11 @@ from kd_keras.config import REPO_ROOT, load_config
 from kd_keras.data.edges import load_synthetic
 from kd_keras.losses import BalancedBCELoss, EdgeKDLoss, FitNetsLoss, SideOutputKDLoss
 from kd_keras.models import create_model
-from kd_keras.recipes.teacher_source import TeacherSource
 from kd_keras.tasks.edge_detection import EdgeDetectionTask
-from kd_keras.teacher_cache import FINAL, teacher_fingerprint
-from kd_keras.teacher_maps import split_maps
+from kd_keras.teachers.cache import FINAL, teacher_fingerprint
+from kd_keras.teachers.maps import split_maps
+from kd_keras.teachers.source import TeacherSource
+from kd_keras.teachers.targets import TeacherTargets
 
 EDGES = REPO_ROOT / "recipes" / "edges_synthetic.toml"
 
@@ -85,7 +86,7 @@ def test_edge_crops_carry_their_part_of_the_map_through_flips_and_rotations():
     splits = load_synthetic(6, 2, 2, 48, seed=0)
     cfg = load_config(EDGES, ["data.patch_size=24", "data.repeats=3", "data.batch_size=4"]).data
     maps = [e[1][..., :1].astype(np.float16) for e in splits.train]
-    train, val, _ = task.pipelines(splits, cfg, 0, teacher_maps=maps)
+    train, val, _ = task.pipelines(splits, cfg, 0, TeacherTargets("maps", maps))
     batches = list(train)
     assert sum(len(b[0]) for b in batches) == 18
     turned = 0

@@ -13,8 +13,8 @@ from kd_keras import Distiller
 from kd_keras.data.augment import AugmentConfig
 from kd_keras.data.pipeline import classification_pipeline
 from kd_keras.losses import KDLoss
-from kd_keras.teacher_cache import teacher_fingerprint
-from kd_keras.teacher_views import TeacherViewsCache, expand_topk
+from kd_keras.teachers.cache import teacher_fingerprint
+from kd_keras.teachers.views import TeacherViewsCache, expand_topk
 
 CE = keras.losses.CategoricalCrossentropy(from_logits=True)
 SHAPE, CLASSES = (8, 8, 3), 3

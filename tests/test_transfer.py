@@ -82,7 +82,7 @@ def test_a_kd_student_trains_on_its_transfer_set_and_the_baseline_does_not(tmp_p
 
 @pytest.mark.parametrize("kd_steps, flagged", [(600, False), (630, False), (631, True), (569, True), (852, True)])
 def test_a_kd_student_is_flagged_when_its_steps_differ_from_the_baselines_by_more_than_5_percent(kd_steps, flagged):
-    from kd_keras.report import model_notes
+    from kd_keras.benchmark.report import model_notes
 
     rows = [{"name": "baseline", "role": "baseline", "ods": 0.66, "steps": 600},
             {"name": "kd", "role": "kd", "ods": 0.67, "steps": kd_steps, "gap_recovered": 0.1, "kd": {"epochs": 12}}]

@@ -6,8 +6,8 @@ import argparse
 import shlex
 import sys
 
-from kd_keras.cli import report_user_errors
-from kd_keras.dataspec import EXAMPLES
+from kd_keras.cli.errors import report_user_errors
+from kd_keras.config.dataspec import EXAMPLES
 
 
 def parser() -> argparse.ArgumentParser:

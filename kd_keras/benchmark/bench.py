@@ -20,8 +20,9 @@ import platform
 import subprocess
 import sys
 
-from kd_keras import dataspec, report
-from kd_keras.runtimes import file_size, infer_task, model_format, open_runtime, sr_scale
+from kd_keras.benchmark import report
+from kd_keras.config import dataspec
+from kd_keras.models.runtimes import file_size, infer_task, model_format, open_runtime, sr_scale
 
 RESULT_FILES = ("results.json", "results.md", "results.png")
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
@@ -83,7 +84,7 @@ def benchmark(paths: list[str], data: str, out_dir: str, threads: int = 2, runs:
     """
     if runs < 50:
         raise ValueError(f"--runs must be >= 50 for a stable median and p90, got {runs}.")
-    from kd_keras.recipes.lock import check_out_dir
+    from kd_keras.cli.lock import check_out_dir
 
     check_out_dir(out_dir, overwrite)  # a file, an unwritable place, or earlier results: refused before measuring
     held = [f for f in RESULT_FILES if os.path.exists(os.path.join(out_dir, f))]

@@ -3,7 +3,7 @@
 Run as a script (`python kd_keras/benchmark/worker.py REQUEST_JSON`), not
 as a module of the package: importing `kd_keras` would import TensorFlow,
 and a LiteRT or ONNX Runtime model must be measured in a process that holds
-only its runtime, as on a device. It loads `kd_keras/runtimes.py` by path,
+only its runtime, as on a device. It loads `kd_keras/models/runtimes.py` by path,
 opens the model, runs warm-up calls, then `runs` timed batch-1 calls and a
 few batch-N calls, and prints one JSON line:
 latency (median, p90, mean, min; ms), throughput (images/s) and RSS (MB):
@@ -36,7 +36,7 @@ def _status_mb(field: str) -> float:
 
 
 def _runtimes():
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtimes.py")
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "runtimes.py")
     spec = importlib.util.spec_from_file_location("kd_keras_runtimes", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -57,7 +57,7 @@ def measure(request: dict) -> dict:
     elif fmt == "onnx":
         import onnxruntime  # noqa: F401
     else:
-        import kd_keras  # noqa: F401  (TensorFlow, Keras and the custom layers)
+        import kd_keras.models  # noqa: F401  (TensorFlow, Keras and the custom layers: kd_keras/__init__ runs too)
     idle = _status_mb("VmRSS")
     options = {"providers": request["providers"]} if fmt == "onnx" and request.get("providers") else {}
     if fmt == "tflite":

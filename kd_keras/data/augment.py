@@ -4,7 +4,7 @@ Every random op is split in two: `draw_params` draws its parameters for a
 batch from a stateless seed (crop offsets, translation, flip, the mixing
 weight or box), and `apply_params` / `mix_params` render a batch from them
 with no randomness left. The live pipeline draws fresh parameters for each
-batch; the augmented-views teacher cache (`kd_keras.teacher_views`) stores
+batch; the augmented-views teacher cache (`kd_keras.teachers.views`) stores
 them beside the teacher's outputs and renders the very same view again
 during training, pixel for pixel.
 

@@ -40,7 +40,7 @@ def classification_pipeline(ds: tf.data.Dataset, num_classes: int, image_shape, 
             (`kd_keras.TeacherOutputCache.outputs`); batches are then
             `(images, one_hot_labels, teacher_outputs)`. Only for fixed
             inputs: refused with random augmentation.
-        teacher_views: a `kd_keras.teacher_views.StoredViews` for `ds`:
+        teacher_views: a `kd_keras.teachers.views.StoredViews` for `ds`:
             each epoch, each image takes one of its stored augmented views,
             rendered from the stored parameters, with the teacher's outputs
             for that view (`(images, labels, teacher_outputs)` batches).

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from kd_keras.cli import check_new_output, report_user_errors
+from kd_keras.cli.errors import check_new_output, report_user_errors
 from kd_keras.data import folders
 
 INDEXERS = {"tiny_imagenet": folders.index_tiny_imagenet, "mhist": folders.index_mhist}

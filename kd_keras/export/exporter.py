@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 
-from kd_keras import dataspec
-from kd_keras.cli import check_new_output
+from kd_keras.cli.errors import check_new_output
+from kd_keras.config import dataspec
 from kd_keras.export import converters, parity
 from kd_keras.export.converters import IO_TYPES, QUANTIZE, SUPPORTED, ConversionError
-from kd_keras.precision import as_float32, is_float32
-from kd_keras.runtimes import RUNTIMES, KerasRuntime, file_size, infer_task, sr_scale
+from kd_keras.models.runtimes import RUNTIMES, KerasRuntime, file_size, infer_task, sr_scale
+from kd_keras.training.precision import as_float32, is_float32
 
 FORMATS = tuple(SUPPORTED)
 EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx"}
@@ -83,7 +83,7 @@ def export_model(model, fmt: str, out: str, quantize: str = "none", calibration:
         fmt: "tflite", "onnx", "saved_model" or "tftrt".
         out: the file (tflite, onnx) or folder (saved_model, tftrt) to write.
         quantize: "none", "fp16", "dynamic" or "int8".
-        calibration: DATASPEC (see `kd_keras.dataspec`): its training split
+        calibration: DATASPEC (see `kd_keras.config.dataspec`): its training split
             calibrates int8, its test split checks parity. Required for
             int8; otherwise it defaults to the task's embedded data.
         overwrite: replace an existing `out`.

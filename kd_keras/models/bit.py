@@ -73,7 +73,15 @@ def resnet_v2_gn_ws(num_classes, input_shape, blocks, width: float, name: str, i
     return keras.Model(inputs, classifier(x, num_classes), name=name)
 
 
-@register_model(role="teacher")
+def load_folder(model: keras.Model, path: str) -> None:
+    """The registry's `folder_loader` for BiT: a TF-Hub SavedModel folder."""
+    if not is_savedmodel(path):
+        raise ValueError(f"weights folder {path!r} is not a TF-Hub SavedModel (it has no saved_model.pb); "
+                         f"pass a BiT SavedModel folder, or a .keras or .weights.h5 file.")
+    load_savedmodel_weights(model, path)
+
+
+@register_model(role="teacher", folder_loader=load_folder)
 def bit_m_r50x1(num_classes, input_shape, image_size=None):
     """BiT-M R50x1 architecture (25.5M parameters with a 1000-class head).
 
@@ -86,7 +94,7 @@ def bit_m_r50x1(num_classes, input_shape, image_size=None):
     return resnet_v2_gn_ws(num_classes, input_shape, (3, 4, 6, 3), 1, "bit_m_r50x1", size)
 
 
-@register_model(role="teacher")
+@register_model(role="teacher", folder_loader=load_folder)
 def bit_resnet(num_classes, input_shape, blocks=(2, 2, 2, 2), width: float = 0.5, image_size=None):
     """BiT's architecture (ResNetV2, GroupNorm, weight standardisation) at any depth and width.
 

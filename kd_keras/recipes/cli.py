@@ -8,10 +8,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from kd_keras.callbacks import TrainingDiverged
-from kd_keras.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR
-from kd_keras.config import load_config, quote
-from kd_keras.recipes import catalog
+from kd_keras.cli.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR
+from kd_keras.config import catalog, load_config, quote
+from kd_keras.training.callbacks import TrainingDiverged
 
 EXIT_DIVERGED = 3
 

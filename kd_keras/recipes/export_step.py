@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 
-from kd_keras import report
+from kd_keras.benchmark import report
 from kd_keras.benchmark.bench import COLUMNS, time_model
 from kd_keras.export.converters import ConversionError
 from kd_keras.export.exporter import export_model
-from kd_keras.runtimes import open_runtime
+from kd_keras.models.runtimes import open_runtime
 
 SUFFIX = {"none": "fp32", "fp16": "fp16", "dynamic": "dynamic", "int8": "int8"}
 

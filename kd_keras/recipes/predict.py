@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import os
 
-import keras
 import numpy as np
 
-from kd_keras.cli import check_new_output
+from kd_keras.cli.errors import check_new_output
 from kd_keras.data.images import read_image
+from kd_keras.models.runtimes import load_trained
 
 
 def default_model_path(cfg) -> str:
     """The first KD student of the recipe's default output dir."""
     name = cfg.distill[0].name if cfg.distill else "baseline"
     return os.path.join("runs", cfg.name, f"{name}.keras")
-
-
-def load_trained(path: str) -> keras.Model:
-    """Loads a saved model with a one-line error for a missing or bad file."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file {path!r} does not exist; train one with the recipe first, "
-                                f"or pass --model PATH.")
-    try:
-        import kd_keras  # noqa: F401  (registers the custom layers)
-
-        return keras.models.load_model(path, compile=False)
-    except Exception as e:  # Keras raises several types for a bad file
-        raise ValueError(f"cannot load model {path!r} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
-                         f"pass a .keras file saved by a kd_keras recipe.") from None
 
 
 def write_png(path: str, image: np.ndarray, overwrite: bool) -> None:

@@ -3,7 +3,7 @@
 A run trains several models in turn (teacher, baseline, KD students). Each
 finished model is saved (atomically) and recorded in `<out>/.progress/`;
 the model in training is backed up every epoch in `<out>/.backup/<name>/`
-(`kd_keras.callbacks.AtomicBackupAndRestore`). Running the same command
+(`kd_keras.training.callbacks.AtomicBackupAndRestore`). Running the same command
 again loads the finished models and continues the interrupted one from
 its last finished epoch. The record holds the recipe's config, so a
 different config in the same output dir is refused instead of mixed in.
@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 
-from kd_keras import report
+from kd_keras.benchmark import report
 
 PROGRESS = ".progress"
 BACKUP = ".backup"

@@ -21,21 +21,22 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from kd_keras import __version__, report
-from kd_keras.callbacks import AtomicBackupAndRestore, NaNGuard, TrainingDiverged, run_logs
+from kd_keras.version import __version__
+from kd_keras.benchmark import report
+from kd_keras.training.callbacks import AtomicBackupAndRestore, NaNGuard, TrainingDiverged, run_logs
 from kd_keras.config import Config, ModelConfig, find_file, to_dict
 from kd_keras.distiller import Distiller
-from kd_keras.file_teacher import describe, file_teacher_layer
-from kd_keras.interrupt import StopBetweenSteps
+from kd_keras.teachers.files import describe, file_teacher_layer
+from kd_keras.training.interrupt import StopBetweenSteps
 from kd_keras.models import pretrained_weights
-from kd_keras.precise_bn import PreciseBatchNorm
-from kd_keras.precision import as_float32
-from kd_keras.recipes.lock import OutputLock, check_out_dir
+from kd_keras.training.precise_bn import PreciseBatchNorm
+from kd_keras.training.precision import as_float32
+from kd_keras.cli.lock import OutputLock, check_out_dir
 from kd_keras.recipes.plot import results_png
 from kd_keras.recipes.resume import Progress
 from kd_keras.recipes.scores import evaluate_stored
-from kd_keras.recipes.teacher_source import TeacherSource, transfer_splits
-from kd_keras.recipes.training import make_optimizer, make_strategy, worker_out_dir
+from kd_keras.teachers.source import TeacherSource, transfer_splits
+from kd_keras.training.optim import make_optimizer, make_strategy, worker_out_dir
 from kd_keras.recipes.validate import check_models, check_teacher_weights, validate
 
 def save_model(model: keras.Model, path: str) -> int:

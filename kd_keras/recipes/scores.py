@@ -20,9 +20,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from kd_keras import report
+from kd_keras.benchmark import report
 from kd_keras.config import to_dict
-from kd_keras.teacher_cache import teacher_fingerprint
+from kd_keras.teachers.cache import teacher_fingerprint
 
 
 def _update(h, value) -> None:

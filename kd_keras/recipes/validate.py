@@ -5,20 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from kd_keras.config import PATH_SOURCES, REPO_ROOT, AdapterConfig, Config, find_file, to_dict
+from kd_keras.config.fields import check_choices
 from kd_keras.data.images import list_images
 from kd_keras.data.sources import missing_tfds
 from kd_keras.export.converters import QUANTIZE
-from kd_keras.file_teacher import FORMAT_NAMES, check_adapter, load_file_teacher, teacher_file_format
 from kd_keras.losses import create_loss
 from kd_keras.models import list_models
 from kd_keras.models.registry import check_pretrained, pretrained_weights
-from kd_keras.recipes.teacher_source import check_teacher_cache
+from kd_keras.teachers.files import FORMAT_NAMES, check_adapter, load_file_teacher, teacher_file_format
+from kd_keras.teachers.source import check_teacher_cache
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("cosine", "constant")
 RESERVED = ("teacher", "baseline")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("default", "mirrored", "multi_worker")
 SHIPPED_TEACHERS_MB = 56  # saved_models/*.keras, 2026-11-30
 
 
@@ -55,21 +52,14 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
         except ValueError as e:
             raise ValueError(f"train.hard_loss: {e}") from None
     t = cfg.train
-    if t.optimizer not in OPTIMIZERS:
-        raise ValueError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {t.optimizer!r}.")
-    if t.schedule not in SCHEDULES:
-        raise ValueError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {t.schedule!r}.")
+    check_choices(cfg)  # train.optimizer, schedule, precision, strategy: their values are declared in the schema
     if t.epochs < 1 or cfg.teacher.epochs < 0:
         raise ValueError(f"train.epochs must be >= 1 and teacher.epochs >= 0, got {t.epochs} and {cfg.teacher.epochs}.")
     if t.precise_bn_batches < 0:
         raise ValueError(f"train.precise_bn_batches must be >= 0 (0: off), got {t.precise_bn_batches}.")
     check_teacher_cache(cfg, task, out_dir)
-    if t.precision not in PRECISIONS:
-        raise ValueError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}.")
     if t.jit_compile not in (True, False, "auto"):
         raise ValueError(f"train.jit_compile must be true, false or \"auto\", got {t.jit_compile!r}.")
-    if t.strategy not in STRATEGIES:
-        raise ValueError(f"train.strategy must be one of {', '.join(STRATEGIES)}, got {t.strategy!r}.")
     if not t.learning_rate > 0 or cfg.teacher.learning_rate < 0:
         raise ValueError(f"train.learning_rate must be > 0, got {t.learning_rate}.")
     if cfg.data.repeats < 1 or cfg.data.patch_size < 0:
@@ -170,7 +160,7 @@ def check_file_teacher(cfg: Config, task, plans: list) -> None:
     """A teacher file (`.onnx`, `.tflite`, SavedModel) runs only in the cache pass: what would need more is refused.
 
     Its output comes from its runtime, once per input or stored view
-    (`kd_keras.file_teacher`); it cannot be trained, read inside, or called
+    (`kd_keras.teachers.files`); it cannot be trained, read inside, or called
     in a training step.
     """
     tc, t = cfg.teacher, cfg.train
@@ -183,7 +173,7 @@ def check_file_teacher(cfg: Config, task, plans: list) -> None:
         return
     check_adapter(tc.adapter)
     what = f"teacher.weights {tc.weights!r} is a {FORMAT_NAMES[fmt]} file"
-    if task is not None and task.name != "classification":
+    if task is not None and not {"outputs", "views"} & set(task.accepts):  # a file teacher runs in a cache pass
         raise ValueError(f"{what}, which serves logit losses (classification); a {task.name} teacher must be a "
                          f"Keras model (.keras).")
     if tc.finetune:
@@ -234,7 +224,7 @@ def check_models(cfg: Config, plans: list, new_model, input_shape=None):
         input_shape: one image of the loaded data (a teacher file is checked against it).
 
     Returns:
-        The teacher when it is a file (`kd_keras.file_teacher`), opened and checked; else None.
+        The teacher when it is a file (`kd_keras.teachers.files`), opened and checked; else None.
     """
     from kd_keras.config import ModelConfig
     from kd_keras.distiller import Distiller

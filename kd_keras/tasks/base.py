@@ -2,28 +2,61 @@
 
 from __future__ import annotations
 
+import abc
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from kd_keras.losses import create_loss
 from kd_keras.models import create_model
+from kd_keras.teachers.targets import TeacherTargets
 
 
-class Task:
+class Task(abc.ABC):
     """A task: its data, models, supervised loss, metrics and report columns.
 
     Subclasses set `name`, `metric` (higher is better; the KD gain and the
-    recovered gap are computed on it), `sources`, and implement `load`,
-    `pipelines`, `metrics` and `evaluate`.
+    recovered gap are computed on it), `sources`, `accepts` (the kinds of
+    `TeacherTargets` their training pipeline takes), and implement `load`,
+    `pipelines`, `metrics` and `evaluate`, with these signatures: the runner
+    and the teacher source call every task alike.
     """
 
     name = ""
+    accepts: tuple = ()  # TeacherTargets kinds: "outputs", "views", "maps"
     metric = ""
     metric_label = ""
     default_hard_loss: dict = {}
     sources: tuple = ()
     default_timing_size = 0
+
+    @abc.abstractmethod
+    def load(self, cfg, seed: int):
+        """The splits of the `DataConfig` `cfg`."""
+
+    @abc.abstractmethod
+    def pipelines(self, splits, cfg, seed: int, targets: TeacherTargets | None = None):
+        """Returns the (train, val, test) datasets of `splits` for the `DataConfig` `cfg`.
+
+        Args:
+            targets: the teacher's stored outputs (`kd_keras.teachers.targets`), of a kind in `accepts`; the
+                training batches then carry them as a third element. None: no stored teacher (live or none).
+        """
+
+    @abc.abstractmethod
+    def metrics(self) -> list:
+        """The Keras metrics compiled into every model of the task."""
+
+    @abc.abstractmethod
+    def evaluate(self, model, dataset, report_cfg=None) -> dict:
+        """The task's scores of `model` on the test data that `pipelines` returned."""
+
+    def check_targets(self, targets: TeacherTargets | None) -> None:
+        """Refuses stored teacher outputs of a kind this task's pipeline does not take."""
+        if targets is not None and targets.kind not in self.accepts:
+            takes = ", ".join(self.accepts) or "none"
+            raise ValueError(f"{self.name} training takes no stored teacher {targets.kind} (it takes: {takes}).")
 
     def missing_extra(self) -> str:
         """A one-line install hint when an optional package this task needs is absent, else ""."""
@@ -47,7 +80,7 @@ class Task:
         """Why the training inputs change from epoch to epoch, or "" if they are fixed per example.
 
         With fixed inputs the runner caches the teacher's outputs
-        (`kd_keras.teacher_cache`). Dense tasks train on random crops: their
+        (`kd_keras.teachers.cache`). Dense tasks train on random crops: their
         teacher runs once per whole image where `maps_blocker` allows it,
         else live.
         """
@@ -57,7 +90,7 @@ class Task:
         """Why the random training inputs cannot be stored as replayable views ("" if they can).
 
         Where they can, the runner's "views" teacher cache
-        (`kd_keras.teacher_views`) stores K augmented views per image with
+        (`kd_keras.teachers.views`) stores K augmented views per image with
         the teacher's outputs; otherwise the teacher runs live.
         """
         return "random crops of dense tasks are not stored as views"
@@ -66,8 +99,8 @@ class Task:
         """Why the teacher cannot run once per whole training image instead ("" if it can).
 
         Where it can (a dense teacher whose output is a map aligned with its
-        input), `kd_keras.teacher_maps` stores each whole image's map, and
-        `pipelines(..., teacher_maps=...)` crops it with the image.
+        input), `kd_keras.teachers.maps` stores each whole image's map, and
+        `pipelines(..., targets=TeacherTargets("maps", ...))` crops it with the image.
         """
         return f"{self.name} has no whole-image teacher maps"
 
@@ -201,7 +234,7 @@ def center_crops(arrays: list, patch: int) -> np.ndarray:
 def single_image_forward(model):
     """A traced forward pass for one image of any size (no retracing per size).
 
-    A `kd_keras.runtimes.Runtime` (an exported model) is returned as is.
+    A `kd_keras.models.runtimes.Runtime` (an exported model) is returned as is.
     """
     if not isinstance(model, keras.Model):
         return lambda x: model(np.asarray(x, np.float32))

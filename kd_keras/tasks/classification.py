@@ -20,6 +20,7 @@ class ClassificationTask(Task):
     """
 
     name = "classification"
+    accepts = ("outputs", "views")
     metric = "accuracy"
     default_losses = ("kd",)
     sources = kd_data.SOURCES
@@ -47,20 +48,23 @@ class ClassificationTask(Task):
     def train_examples(self, splits, cfg):
         return splits.train
 
-    def pipelines(self, splits, cfg, seed: int, teacher_outputs=None, teacher_views=None):
+    def pipelines(self, splits, cfg, seed: int, targets=None):
         """Returns the (train, val, test) batched datasets.
 
         Args:
             splits: the loaded splits.
             cfg: the `DataConfig`.
             seed: shuffling and augmentation seed.
-            teacher_outputs: per-example teacher outputs aligned with
-                `train_examples` (`kd_keras.TeacherOutputCache.outputs`);
-                the training batches then carry them as a third element.
-            teacher_views: stored augmented views of `train_examples`
-                (`kd_keras.TeacherViewsCache.views`), replayed with the
-                teacher's outputs for each view.
+            targets: `TeacherTargets` of kind "outputs" (per-example teacher
+                outputs aligned with `train_examples`; the training batches
+                then carry them as a third element) or "views" (stored
+                augmented views of `train_examples`, replayed with the
+                teacher's outputs for each view).
         """
+        self.check_targets(targets)
+        teacher_outputs = targets.data if targets is not None and targets.kind == "outputs" else None
+        teacher_views = targets.data if targets is not None and targets.kind == "views" else None
+
         def make(ds, batch, training):
             return kd_data.classification_pipeline(ds, splits.num_classes, splits.input_shape, batch, training,
                                                    cfg.augment if training else None, seed, cache=cfg.cache,
@@ -123,7 +127,7 @@ class ClassificationTask(Task):
         """
         if isinstance(model, keras.Model):
             forward = tf.function(lambda x: model(x, training=False))
-        else:  # an exported model: kd_keras.runtimes.Runtime
+        else:  # an exported model: kd_keras.models.runtimes.Runtime
             forward = lambda x: model(x.numpy())  # noqa: E731
         labels, logits = [], []
         for x, y in dataset:

@@ -11,8 +11,8 @@ from kd_keras.data.edges import load_bsds, load_synthetic
 from kd_keras.data.images import DenseSplits, drop_small
 from kd_keras.metrics.edges import PixelF1, boundary_scores, missing_benchmark
 from kd_keras.tasks.base import Task, center_crops, random_crops, single_image_forward
-from kd_keras.teacher_cache import FINAL
-from kd_keras.teacher_maps import split_maps
+from kd_keras.teachers.cache import FINAL
+from kd_keras.teachers.maps import split_maps
 
 DEFAULT_PATCH = 96
 
@@ -43,6 +43,7 @@ class EdgeDetectionTask(Task):
     """
 
     name = "edge_detection"
+    accepts = ("maps",)
     metric = "ods"
     metric_label = "ODS"
     default_losses = ("edge_kd",)
@@ -98,19 +99,18 @@ class EdgeDetectionTask(Task):
     def map_images(self, splits) -> list:
         return [e[1] for e in splits.train]
 
-    def pipelines(self, splits, cfg, seed: int, teacher_maps=None, teacher_layout=None):
+    def pipelines(self, splits, cfg, seed: int, targets=None):
         """Returns (train, val, test): batched random training crops, centre-cropped validation, test examples.
 
         Args:
-            teacher_maps: the teacher's map of each whole training image
-                (`kd_keras.TeacherMapsCache.maps`, aligned with
-                `map_images`); training batches are then
+            targets: `TeacherTargets` of kind "maps": the teacher's map of
+                each whole training image (aligned with `map_images`), with
+                their `layout`; training batches are then
                 `(images, labels, {"final_output": maps, ...})`, each map
                 cropped, flipped and rotated with its image.
-            teacher_layout: `[(output name, channels)]` of the maps'
-                channels (`TeacherMapsCache.layout`; default: all of them
-                the final output).
         """
+        self.check_targets(targets)
+        teacher_maps, teacher_layout = (targets.data, targets.layout) if targets is not None else (None, None)
         patch = cfg.patch_size or DEFAULT_PATCH
         maps = teacher_maps if teacher_maps is not None else [None] * len(splits.train)
         layout = teacher_layout or [(FINAL, maps[0].shape[-1] if teacher_maps else 0)]

@@ -112,7 +112,13 @@ class SuperResolutionTask(Task):
     def samples_per_epoch(self, splits, data_cfg) -> int:
         return splits.num_train * max(1, data_cfg.repeats)
 
-    def pipelines(self, splits, cfg, seed: int):
+    def pipelines(self, splits, cfg, seed: int, targets=None):
+        """Returns (train, val, test): batched random LR-HR training crops, centre-cropped validation, test images.
+
+        Args:
+            targets: none: super-resolution students learn from a live teacher.
+        """
+        self.check_targets(targets)
         patch, scale = self.patch_size(cfg), self.scale
 
         def pair(hr):

@@ -32,7 +32,7 @@ stored map is the logit of that average.
 
 Maps are stored in float16 (logits; a relative error of 1e-3), in memory or
 on disk (one `.npz` per key, written atomically), keyed by the teacher's
-fingerprint (`kd_keras.teacher_cache.teacher_fingerprint`), by the scales
+fingerprint (`kd_keras.teachers.cache.teacher_fingerprint`), by the scales
 and flip, and by every image's bytes and shape: a changed teacher or image
 set gets a new key.
 """
@@ -47,7 +47,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.teacher_cache import FINAL, STORAGES, pass_progress
+from kd_keras.teachers.cache import FINAL, STORAGES, pass_progress
 
 
 class MapShapeError(ValueError):

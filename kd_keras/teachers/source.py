@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import os
 
-from kd_keras.cli import unwritable_reason
+from kd_keras.cli.errors import unwritable_reason
 from kd_keras.data.images import read_folders
-from kd_keras.teacher_cache import FINAL, STORAGES, TeacherOutputCache, teacher_fingerprint
-from kd_keras.teacher_maps import MapShapeError, TeacherMapsCache
-from kd_keras.teacher_views import TeacherViewsCache
+from kd_keras.teachers.cache import FINAL, STORAGES, TeacherOutputCache, teacher_fingerprint
+from kd_keras.teachers.maps import MapShapeError, TeacherMapsCache
+from kd_keras.teachers.targets import TeacherTargets
+from kd_keras.teachers.views import TeacherViewsCache
 
 MODES = ("off", "views", *STORAGES)
 
@@ -118,7 +119,7 @@ class TeacherSource:
         scales, flip = tta or ((), False)
         cache.scales, cache.flip = tuple(float(x) for x in scales) or (1.0,), bool(flip)
         maps = cache.maps(self.task.map_images(splits))
-        train, _, _ = self.task.pipelines(splits, data, t.seed, teacher_maps=maps, teacher_layout=cache.layout)
+        train, _, _ = self.task.pipelines(splits, data, t.seed, TeacherTargets("maps", maps, cache.layout))
         last = cache.last
         where = "in memory" if last["mode"] == "memory" else "on disk"
         when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"
@@ -137,7 +138,7 @@ class TeacherSource:
         cache.extract = distiller.teacher_outputs
         cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
         outputs = cache.outputs(self.task.train_examples(splits, data))
-        train, _, _ = self.task.pipelines(splits, data, t.seed, teacher_outputs=outputs)
+        train, _, _ = self.task.pipelines(splits, data, t.seed, TeacherTargets("outputs", outputs))
         last = cache.last
         where = "in memory" if last["mode"] == "memory" else "on disk"
         when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"
@@ -163,7 +164,7 @@ class TeacherSource:
                                     f"feature maps {', '.join(features)} of {t.teacher_views} views per image would "
                                     f"take {mb:,.0f} MB, above train.teacher_cache_memory_mb"), {"mode": "live"}
         stored = cache.views(examples)
-        train, _, _ = self.task.pipelines(splits, data, t.seed, teacher_views=stored)
+        train, _, _ = self.task.pipelines(splits, data, t.seed, TeacherTargets("views", stored))
         info = stored.info
         when = (f"computed in one pass of {info['pass_seconds']:.1f} s" if info["computed"]
                 else f"reused from an earlier pass of {info['pass_seconds']:.1f} s")

@@ -38,7 +38,7 @@ def parse(spec: str, task, scale: int | None = None, overrides=()):
     if not spec:
         raise ValueError(f"empty data spec; pass one of {EXAMPLES}.")
     if spec.endswith(".toml"):
-        from kd_keras.recipes.catalog import resolve
+        from kd_keras.config.catalog import resolve
 
         cfg = load_config(resolve(spec), overrides)  # recipes/NAME.toml is found in an installed package too
         if cfg.task != task.name:

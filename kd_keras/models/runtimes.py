@@ -73,8 +73,6 @@ class KerasRuntime(Runtime):
         if threads:
             _tf_threads(threads)
         if isinstance(model, (str, os.PathLike)):
-            from kd_keras.recipes.predict import load_trained
-
             if not os.path.exists(model):
                 raise FileNotFoundError(f"model {os.fspath(model)!r} does not exist; check the path.")
 
@@ -270,3 +268,19 @@ def _threads(n) -> str:
 def _first_line(e: Exception) -> str:
     text = str(e).strip().splitlines()
     return (text[0] if text else "")[:160]
+
+
+def load_trained(path: str):
+    """Loads a saved model with a one-line error for a missing or bad file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist; train one with the recipe first, "
+                                f"or pass --model PATH.")
+    try:
+        import keras
+
+        import kd_keras.models  # noqa: F401  (registers the custom layers)
+
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises several types for a bad file
+        raise ValueError(f"cannot load model {path!r} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                         f"pass a .keras file saved by a kd_keras recipe.") from None

@@ -1,7 +1,7 @@
 """The recipe schema: one frozen dataclass per TOML table, every key with its default.
 
-`kd_keras.config` reads TOML files and `--set` overrides into these; import
-them from there.
+`kd_keras.config` reads TOML files and `--set` overrides into these (through
+`kd_keras.config.fields`); import them from there.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from kd_keras.config.fields import from_dict, to_dict
 from kd_keras.data.augment import AugmentConfig
 
 # Data sources that read data.path (--data); the others (digits, tfds, shapes, skimage) take none.
@@ -93,7 +94,7 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AdapterConfig:
-    """What a teacher file (`.onnx`, `.tflite`, SavedModel) expects, declared (`kd_keras.file_teacher`).
+    """What a teacher file (`.onnx`, `.tflite`, SavedModel) expects, declared (`kd_keras.teachers.files`).
 
     kd_keras feeds raw 0-255 NHWC RGB batches; the adapter turns them into
     the file's input: resize to `size`, reorder to `channels`, multiply by
@@ -167,7 +168,7 @@ class TrainConfig:
             default.
         precise_bn_batches: after each training run, recompute the model's
             BatchNorm statistics as the average over this many training
-            batches (`kd_keras.precise_bn`); 0: off, keep the moving
+            batches (`kd_keras.training.precise_bn`); 0: off, keep the moving
             averages of training.
         teacher_cache: KD students: "auto" caches the teacher's outputs
             when the training inputs are fixed (no random augmentation or
@@ -175,7 +176,7 @@ class TrainConfig:
             and uses "views" when the augmentation can be replayed;
             "memory" or "disk" force the storage of fixed inputs; "views"
             stores `teacher_views` augmented views per image with the
-            teacher's outputs (`kd_keras.teacher_views`); "off" always runs
+            teacher's outputs (`kd_keras.teachers.views`); "off" always runs
             the teacher live. Otherwise (RandAugment, dense random crops)
             the teacher runs live.
         teacher_cache_dir: folder of disk caches, shared between runs
@@ -204,10 +205,10 @@ class TrainConfig:
     """
 
     epochs: int = 20
-    optimizer: str = "adam"
+    optimizer: str = dataclasses.field(default="adam", metadata={"choices": ("adam", "adamw", "sgd")})
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
-    schedule: str = "cosine"
+    schedule: str = dataclasses.field(default="cosine", metadata={"choices": ("cosine", "constant")})
     warmup_epochs: int = 0
     seed: int = 0
     hard_loss: dict = dataclasses.field(default_factory=dict)
@@ -218,9 +219,10 @@ class TrainConfig:
     teacher_views: int = 16
     teacher_views_seed: int = 0
     teacher_views_topk: int = 0
-    precision: str = "float32"
+    precision: str = dataclasses.field(default="float32",
+                                       metadata={"choices": ("float32", "mixed_float16", "mixed_bfloat16")})
     jit_compile: object = "auto"
-    strategy: str = "default"
+    strategy: str = dataclasses.field(default="default", metadata={"choices": ("default", "mirrored", "multi_worker")})
     resume: bool = True
 
 
@@ -235,6 +237,14 @@ class LossConfig:
     method: str = "kd"
     weight: float = 1.0
     options: dict = dataclasses.field(default_factory=dict)
+
+    @staticmethod
+    def normalize_table(data: dict) -> dict:
+        """The TOML table with the method's options that sit beside `method` and `weight` moved into `options`."""
+        data = dict(data)
+        options = {k: data.pop(k) for k in list(data) if k not in ("method", "weight", "options")}
+        data["options"] = {**data.get("options", {}), **options}
+        return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,7 +281,7 @@ class DistillConfig:
 
     name: str = "kd"
     student_loss_weight: float = 0.5
-    losses: tuple = (LossConfig(),)
+    losses: tuple = dataclasses.field(default=(LossConfig(),), metadata={"items": LossConfig})
     student: dict = dataclasses.field(default_factory=dict)
     warmup_epochs: int = 0
     epochs: int = 0
@@ -284,8 +294,6 @@ class DistillConfig:
         """The recipe's data settings with this entry's `augment` applied."""
         if not self.augment:
             return data
-        from kd_keras.config import from_dict, to_dict  # the parser builds on this schema
-
         try:
             augment = from_dict(AugmentConfig, {**to_dict(data.augment), **self.augment}, "augment.")
         except ValueError as e:
@@ -356,5 +364,5 @@ class Config:
     teacher: TeacherConfig = dataclasses.field(default_factory=TeacherConfig)
     student: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    distill: tuple = (DistillConfig(),)
+    distill: tuple = dataclasses.field(default=(DistillConfig(),), metadata={"items": DistillConfig})
     report: ReportConfig = dataclasses.field(default_factory=ReportConfig)

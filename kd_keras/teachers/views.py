@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras.data.augment import AugmentConfig, apply_params, draw_params, mix_params
-from kd_keras.teacher_cache import FINAL, pass_progress
+from kd_keras.teachers.cache import FINAL, pass_progress
 
 STORAGES = ("auto", "memory", "disk")
 META = "kd_keras_views.json"

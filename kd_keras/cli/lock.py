@@ -7,7 +7,7 @@ import json
 import os
 import socket
 
-from kd_keras.cli import unwritable_reason
+from kd_keras.cli.errors import unwritable_reason
 
 LOCK = ".lock"
 RESULT_FILES = ("results.json", "results.md")

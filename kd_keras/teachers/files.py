@@ -5,7 +5,7 @@ learn from one exported with `torch.onnx.export`. `load_file_teacher` wraps
 the file in a Keras model whose one layer, `FileTeacher`, applies the
 declared adapter (`kd_keras.config.AdapterConfig`: size, channel order,
 scale, mean, std, layout) in TensorFlow and calls the file through
-`kd_keras.runtimes` (ONNX Runtime, LiteRT, TensorFlow). That model is what
+`kd_keras.models.runtimes` (ONNX Runtime, LiteRT, TensorFlow). That model is what
 the teacher-output caches call, in their one pass outside the training
 step: the fixed-input cache (`kd_keras.TeacherOutputCache`) and the stored
 augmented views (`kd_keras.TeacherViewsCache`). `kd_keras.Distiller`
@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras.config import AdapterConfig, find_file, from_dict, to_dict
-from kd_keras.runtimes import file_size, open_runtime
+from kd_keras.models.runtimes import file_size, open_runtime
 
 FORMAT_NAMES = {"onnx": "ONNX", "tflite": "TFLite", "saved_model": "SavedModel"}
 

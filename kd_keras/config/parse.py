@@ -1,4 +1,4 @@
-"""Recipe configs: the dataclasses of `kd_keras.config_schema`, read from TOML, overridden by `--set`.
+"""Recipe configs: the dataclasses of `kd_keras.config.schema`, read from TOML, overridden by `--set`.
 
 A recipe is one TOML file in `recipes/`. Every key has a default here, so a
 file states only what differs. Unknown keys are errors that list the valid
@@ -13,102 +13,14 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
-import typing
 from pathlib import Path
 
-from kd_keras.config_schema import (  # noqa: F401 (the schema is public here)
-    PATH_SOURCES,
-    AdapterConfig,
-    AugmentConfig,
-    Config,
-    DataConfig,
-    DistillConfig,
-    LossConfig,
-    ModelConfig,
-    ReportConfig,
-    TeacherConfig,
-    TrainConfig,
-)
+from kd_keras.config.fields import from_dict
+from kd_keras.config.schema import Config
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-# ------------------------------------------------------------------ parsing
-_LIST_OF = {("Config", "distill"): DistillConfig, ("DistillConfig", "losses"): LossConfig}
-
-
-def from_dict(cls, data: dict, where: str = ""):
-    """Builds dataclass `cls` from a dict, checking keys and value types."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{where or 'config'} must be a table, got {data!r}.")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    if cls is LossConfig:  # method options sit beside method and weight
-        data = dict(data)
-        options = {k: data.pop(k) for k in list(data) if k not in ("method", "weight", "options")}
-        data["options"] = {**data.get("options", {}), **options}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValueError(
-            f"unknown config key(s) {', '.join(where + k for k in unknown)}; "
-            f"valid keys{' in ' + where.rstrip('.') if where else ''}: {', '.join(fields)}."
-        )
-    kwargs = {}
-    for key, value in data.items():
-        hint, path = hints[key], f"{where}{key}"
-        item_cls = _LIST_OF.get((cls.__name__, key))
-        if item_cls is not None:
-            if not isinstance(value, (list, tuple)):
-                raise ValueError(f"{path} must be a list of tables, got {value!r}.")
-            kwargs[key] = tuple(from_dict(item_cls, v, f"{path}.{i}.") for i, v in enumerate(value))
-        elif dataclasses.is_dataclass(hint):
-            kwargs[key] = from_dict(hint, value, f"{path}.")
-        else:
-            kwargs[key] = _check_type(value, hint, path)
-    return cls(**kwargs)
-
-
-def _check_type(value, hint, path):
-    if hint is bool:
-        ok = isinstance(value, bool)
-    elif hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif hint is str:
-        ok = isinstance(value, str)
-    elif hint is dict:
-        ok = isinstance(value, dict)
-    elif hint is list:
-        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
-        value = list(value) if ok else value
-    elif hint == list[float]:
-        ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                       for v in value)
-        value = [float(v) for v in value] if ok else value
-    else:
-        ok = True
-    if not ok:
-        kind = "list of strings" if hint is list else "list of numbers" if hint == list[float] else hint.__name__
-        raise ValueError(f"config key {path} must be of type {kind}, got {value!r}.")
-    return value
-
-
-def to_dict(cfg) -> dict:
-    """The config as plain TOML-able data (what results.json records)."""
-    out = {}
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(v):
-            v = to_dict(v)
-        elif isinstance(v, tuple):
-            v = [to_dict(x) if dataclasses.is_dataclass(x) else x for x in v]
-        out[f.name] = v
-    return out
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def quote(text: str) -> str:

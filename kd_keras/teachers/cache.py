@@ -6,7 +6,7 @@ augmentation), its outputs can be computed in one pass and zipped with the
 examples; `kd_keras.Distiller` then reads them from `(x, y, teacher_outputs)`
 batches and the teacher never runs during training. With random
 augmentation the teacher must see each epoch's augmented view
-("consistent teaching", Beyer et al. 2022): `kd_keras.teacher_views`
+("consistent teaching", Beyer et al. 2022): `kd_keras.teachers.views`
 stores K replayable views per image with the teacher's outputs, and
 augmentation it cannot replay runs the teacher live.
 
