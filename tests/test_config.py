@@ -54,3 +54,12 @@ def test_smoke_shrinks_and_round_trips():
     assert cfg.train.epochs == 3 and cfg.data.limit == 512 and cfg.teacher.epochs == 1
     d = to_dict(Config())
     assert d["distill"][0]["losses"][0]["method"] == "kd"
+
+
+def test_a_config_built_in_python_meets_the_schema_choices_too():
+    from kd_keras.config import TrainConfig
+    from kd_keras.recipes.validate import validate
+
+    with pytest.raises(ValueError, match="^train.optimizer must be one of adam, adamw, sgd, got 'adagrad'.$"):
+        validate(Config(train=TrainConfig(optimizer="adagrad")))
+    validate(Config(train=TrainConfig(optimizer="sgd")))  # an allowed value passes

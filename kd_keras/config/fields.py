@@ -38,10 +38,7 @@ def from_dict(cls, data: dict, where: str = ""):
         elif dataclasses.is_dataclass(hint):
             kwargs[key] = from_dict(hint, value, f"{path}.")
         else:
-            kwargs[key] = _check_type(value, hint, path)
-            choices = fields[key].metadata.get("choices")
-            if choices and kwargs[key] not in choices:
-                raise ValueError(f"{path} must be one of {', '.join(choices)}, got {value!r}.")
+            kwargs[key] = _check_choice(fields[key], _check_type(value, hint, path), path)
     return cls(**kwargs)
 
 
@@ -50,11 +47,21 @@ def check_choices(cfg, where: str = "") -> None:
     checks a table: for configs built in Python rather than read from TOML."""
     for f in dataclasses.fields(cfg):
         value, path = getattr(cfg, f.name), f"{where}{f.name}"
-        choices = f.metadata.get("choices")
-        if choices and value not in choices:
-            raise ValueError(f"{path} must be one of {', '.join(choices)}, got {value!r}.")
+        _check_choice(f, value, path)
         if dataclasses.is_dataclass(value):
             check_choices(value, f"{path}.")
+        elif isinstance(value, tuple):  # a list of tables
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    check_choices(item, f"{path}.{i}.")
+
+
+def _check_choice(field, value, path):
+    """`value` if the field declares no `choices` or `value` is one of them; else a one-line error naming both."""
+    choices = field.metadata.get("choices")
+    if choices and value not in choices:
+        raise ValueError(f"{path} must be one of {', '.join(choices)}, got {value!r}.")
+    return value
 
 
 def _check_type(value, hint, path):
