@@ -169,3 +169,26 @@ def test_the_0_1_import_paths_still_import_the_moved_modules_with_a_warning():
     from kd_keras.config import Config, from_dict, load_config, to_dict  # the 0.1 module's names, from the package
 
     assert from_dict(Config, to_dict(load_config(None))) == load_config(None)
+
+
+def test_every_task_keeps_the_one_contract_and_refuses_targets_it_does_not_take():
+    import inspect
+
+    import pytest
+
+    from kd_keras.tasks import TASKS
+    from kd_keras.tasks.base import Task
+    from kd_keras.teachers.targets import TeacherTargets
+
+    def shape(method):  # names, kinds and defaults (the annotations are the base's to state)
+        return [(p.name, p.kind, p.default) for p in inspect.signature(method).parameters.values()]
+
+    for cls in TASKS.values():
+        assert shape(cls.pipelines) == shape(Task.pipelines), cls.__name__
+        task = cls()
+        for kind in ("outputs", "views", "maps"):
+            if kind not in task.accepts:  # refused before the splits are read
+                with pytest.raises(ValueError, match=f"{task.name} training takes no stored teacher {kind}"):
+                    task.pipelines(None, None, 0, TeacherTargets(kind, []))
+    with pytest.raises(ValueError, match="teacher targets kind must be one of outputs, views, maps, got 'logits'"):
+        TeacherTargets("logits", [])
