@@ -83,13 +83,18 @@ def test_an_nchw_normalised_onnx_teacher_works_through_the_declared_adapter(teac
     assert np.abs(cached(wrong, x[:10]) - keras.ops.convert_to_numpy(model(x[:10]))).max() > 0.1
 
 
-def test_a_teacher_ending_in_softmax_is_refused_or_taken_as_probabilities(teacher_files, tmp_path):
+@pytest.mark.parametrize("output", ["auto", "probabilities"])
+def test_a_teacher_ending_in_softmax_is_detected_or_declared_and_read_as_probabilities(teacher_files, tmp_path,
+                                                                                       output):
     model, x, _ = teacher_files
     soft = keras.Model(model.inputs, keras.layers.Softmax()(model.outputs[0]))
     path = to_onnx(soft, tmp_path / "soft.onnx")
     with pytest.raises(ValueError, match="outputs probabilities.*teacher.adapter.output = \"probabilities\""):
-        load_file_teacher(path, (8, 8, 1))
-    teacher = load_file_teacher(path, (8, 8, 1), {"output": "probabilities"})
+        load_file_teacher(path, (8, 8, 1), {"output": "logits"})  # declared logits: refused, not trained on
+    teacher = load_file_teacher(path, (8, 8, 1), {"output": output})
+    assert teacher.layers[-1].adapter_config.output == "probabilities"
+    plain = load_file_teacher(to_onnx(model, tmp_path / "plain.onnx"), (8, 8, 1))  # logits stay logits
+    assert plain.layers[-1].adapter_config.output == "logits"
     logits = keras.ops.convert_to_numpy(model(x))
     got = cached(teacher, x)
     np.testing.assert_allclose(got, logits - np.log(np.exp(logits).sum(-1, keepdims=True)), atol=1e-4)
@@ -191,7 +196,7 @@ def odd_files(teacher_files, tmp_path_factory):
 @pytest.mark.parametrize("case", [
     ("onnx", ['distill.0.losses=[{ method = "fitnets", teacher_layer = "conv1", student_layer = "conv1" }]'],
      "gives its final output only; feature losses need a Keras teacher"),
-    ("three", [], "gives 3 scores per image, but the student has 10 outputs"),
+    ("three", [], "gives 3 scores per image, but the data has 10 classes (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)"),
     ("nchw", [], 'set teacher.adapter.layout = "nchw"'),
     ("onnx", ['teacher.adapter.layout="chw"'], "teacher.adapter.layout must be one of 'nhwc', 'nchw', got 'chw'"),
     ("onnx", ["teacher.adapter.std=[0.0]"], "teacher.adapter.std must be > 0"),

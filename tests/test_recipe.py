@@ -77,7 +77,7 @@ def mismatched_teacher(tmp_path):
 
 BAD_INPUTS = {
     "unknown model": (["--set", "student.model=resnet19"],
-                      "unknown student model 'resnet19'; registered classification models:"),
+                      "unknown student model 'resnet19'; pass a registered classification model ("),
     "unknown method": (["--set", "distill.0.losses.0.method=kdd"],
                        "distill.0.losses.0: unknown distillation method 'kdd'; registered methods: at, cwd, dist, dkd"),
     "method option": (["--set", "distill.0.losses.0.standardise=true"],

@@ -79,10 +79,13 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """A registered model.
+    """A registered model, or a model file of any architecture.
 
     Attributes:
-        model: a name from `kd_keras.list_models()`.
+        model: a name from `kd_keras.list_models()`, or the path of a
+            `.keras` model file (the user's own architecture, with its
+            weights: `options` and `weights` are then not used). A teacher
+            may also be an `.onnx` or `.tflite` file or a SavedModel folder.
         options: factory options, e.g. `{ image_size = 32, alpha = 0.5 }`.
         weights: `"imagenet"` or a `.keras`/`.weights.h5` path to start from.
     """
@@ -109,8 +112,13 @@ class AdapterConfig:
         scale: factor on the 0-255 pixels, before `mean` and `std`.
         mean, std: per-channel (or one) values, after `scale`; empty: 0 and 1.
         channels: "rgb" or "bgr" (Caffe and OpenCV models).
-        output: "logits", or "probabilities" (a softmax ending; their logs
-            are used as logits, the same distribution).
+        output: "auto" (detected: a final softmax, or rows in [0, 1] that
+            sum to 1), "logits", or "probabilities" (a softmax ending; their
+            logs are used as logits, the same distribution).
+
+    A Keras teacher file (`teacher.model = "my_teacher.keras"`) takes the
+    same keys but `layout`; with `scale`, `mean`, `std` and `channels` at
+    their defaults its value range is inferred (`kd_keras.teachers.keras_file`).
     """
 
     layout: str = "nhwc"
@@ -119,7 +127,7 @@ class AdapterConfig:
     mean: object = dataclasses.field(default_factory=list)
     std: object = dataclasses.field(default_factory=list)
     channels: str = "rgb"
-    output: str = "logits"
+    output: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,9 +145,10 @@ class TeacherConfig(ModelConfig):
         check_fit: before any student trains, refuse a loaded teacher
             whose validation accuracy is no better than chance (a teacher
             for other data); false uses it anyway.
-        adapter: for a teacher file (`weights` an `.onnx`, `.tflite` or
-            SavedModel folder; `model` is then not used), how it wants its
-            input and gives its output (`AdapterConfig`).
+        adapter: for a teacher file (`model` a `.keras`, `.onnx` or
+            `.tflite` file or a SavedModel folder; the 0.1 spelling,
+            `weights` naming an `.onnx`/`.tflite`/SavedModel, still works),
+            how it wants its input and gives its output (`AdapterConfig`).
     """
 
     model: str = "resnet20"
@@ -353,6 +362,10 @@ class Config:
         description: what the recipe reproduces.
         command: the command that runs it.
         expected: the measured result, as text, kept with the recipe.
+        custom_objects: Python modules (names or `.py` paths) imported
+            before any model file loads, so that the custom layers a
+            `.keras` teacher or student needs are registered
+            (`@keras.saving.register_keras_serializable()`).
     """
 
     name: str = "recipe"
@@ -366,3 +379,4 @@ class Config:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     distill: tuple = dataclasses.field(default=(DistillConfig(),), metadata={"items": DistillConfig})
     report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
+    custom_objects: list = dataclasses.field(default_factory=list)

@@ -271,12 +271,47 @@ def _list_classes(root: Path):
     return classes, files, labels
 
 
+FOLDER_LAYOUT = "one sub-folder of images per class (my_images/cat/*.jpg, my_images/dog/*.jpg)"
+
+
+def _check_class_folders(root: Path, classes, files, labels, path: str) -> None:
+    """A classification folder: at least two class sub-folders, each with images."""
+    if not files:
+        loose = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+        found = (f"{len(loose)} images but no class sub-folders" if loose else
+                 f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {len(classes)} sub-folders" if classes else
+                 f"no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise ValueError(f"image folder {path!r} has {found}; it needs {FOLDER_LAYOUT}.")
+    if len(classes) < 2:
+        raise ValueError(f"image folder {path!r} has one class, {classes[0]!r}; a classifier needs at least two: "
+                         f"{FOLDER_LAYOUT}.")
+    empty = [c for i, c in enumerate(classes) if i not in set(labels)]
+    if empty:
+        raise ValueError(f"image folder {path!r}: the class sub-folder{'s' if len(empty) > 1 else ''} "
+                         f"{', '.join(map(repr, empty[:5]))} {'have' if len(empty) > 1 else 'has'} no images "
+                         f"({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder.")
+
+
+def first_image_side(path: str) -> int | None:
+    """The longer side of the image a folder source sizes itself by (its first training image), else None."""
+    from PIL import Image
+
+    root = Path(path)
+    _, files, _ = _list_classes(root / "train" if (root / "train").is_dir() else root)
+    if not files:
+        return None
+    try:
+        with Image.open(files[0]) as im:
+            return int(max(im.size))
+    except OSError:
+        return None
+
+
 def _folder(path: str, image_size, val_fraction, seed, limit):
     root = Path(path)
     has_splits = (root / "train").is_dir()
     classes, files, labels = _list_classes(root / "train" if has_splits else root)
-    if not classes or not files:
-        raise ValueError(f"image folder {path!r} has no class sub-folders with images ({', '.join(IMAGE_EXTENSIONS)}).")
+    _check_class_folders(root / "train" if has_splits else root, classes, files, labels, path)
     files, labels = np.array(files), np.array(labels, "int32")
     if has_splits and (root / "test").is_dir():
         test_classes, test_files, test_labels = _list_classes(root / "test")

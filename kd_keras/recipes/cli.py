@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kd_keras.cli.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from kd_keras.config import catalog, load_config, quote
+from kd_keras.export.converters import QUANTIZE
 from kd_keras.training.callbacks import TrainingDiverged
 
 EXIT_DIVERGED = 3
@@ -25,7 +26,18 @@ def parser(task: str, default_config: str, predict: bool = False) -> argparse.Ar
     p.add_argument("--list", action="store_true", help="list the shipped recipes of this task and exit")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.epochs=3 (repeatable)")
-    p.add_argument("--data", help="dataset path (npz file or folder); same as --set data.path=PATH")
+    p.add_argument("--data", metavar="PATH|NAME",
+                   help="the data: a folder of class sub-folders (or train/ and test/ above them), an .npz file, or "
+                        "a TensorFlow Datasets name; data.source is inferred from what it is")
+    p.add_argument("--teacher", metavar="FILE",
+                   help="your trained teacher: a .keras model of any architecture, or an .onnx, .tflite file or "
+                        "SavedModel folder; same as --set teacher.model=FILE")
+    p.add_argument("--student", metavar="NAME|FILE",
+                   help="a registered model, sized from the data (python -m kd_keras.models lists them), or your own "
+                        "student as a .keras file; same as --set student.model=...")
+    p.add_argument("--custom-objects", dest="custom_objects", action="append", default=[], metavar="MODULE",
+                   help="a module name or .py file to import before the model files load, to register the custom "
+                        "layers they need (repeatable)")
     p.add_argument("--out", help="output dir for models and results (default: runs/<recipe name>); "
                                  "with --predict, the output PNG")
     p.add_argument("--smoke", action="store_true",
@@ -33,9 +45,10 @@ def parser(task: str, default_config: str, predict: bool = False) -> argparse.Ar
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's start-up and tf.function retracing messages (hidden by default)")
-    p.add_argument("--export", action="store_true",
-                   help="after training, export the teacher (fp32) and the KD students (fp32, int8) to TFLite, check "
-                        "parity, and add their measured rows to the results")
+    p.add_argument("--export", nargs="?", const="recipe", default=None, metavar="MODES",
+                   help="after training, export the teacher (fp32) and the KD students to TFLite, check parity, and "
+                        f"add their measured rows to the results; MODES: comma-separated, of {', '.join(QUANTIZE)} "
+                        "(default: the recipe's report.export_quantize, none and int8)")
     if predict:
         p.add_argument("--predict", metavar="IMAGE",
                        help="run a trained model on IMAGE (any size) and write a PNG to --out; no training")
@@ -58,10 +71,11 @@ def main(task_name: str, default_config: str, argv=None) -> int:
 
         args.config = catalog.resolve(args.config)
 
-        overrides = list(args.overrides) + ([f"data.path={quote(args.data)}"] if args.data else [])
+        given = list(args.overrides)
+        overrides = flag_overrides(args, task_name, given, default_config)
         if args.smoke:
             overrides = task.smoke_overrides() + overrides
-        cfg = load_config(args.config, overrides, smoke=args.smoke)
+        cfg = load_config(args.config, overrides + given, smoke=args.smoke)
         if cfg.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {cfg.task!r} in {args.config}.")
         if cfg.task != task_name:
@@ -75,7 +89,7 @@ def main(task_name: str, default_config: str, argv=None) -> int:
         out = args.out or os.path.join("runs", cfg.name + ("_smoke" if args.smoke else ""))
         argv = sys.argv[1:] if argv is None else list(argv)
         command = shlex.join(["python", "-m", f"kd_keras.recipes.{task_name}", *argv])
-        run(cfg, task, out, overwrite=args.overwrite, command=command, export=args.export)
+        run(cfg, task, out, overwrite=args.overwrite, command=command, export=args.export is not None)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -88,6 +102,73 @@ def main(task_name: str, default_config: str, argv=None) -> int:
               f"resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def flag_overrides(args, task_name: str, given: list, default_config: str) -> list:
+    """The `--set` assignments that `--data`, `--teacher`, `--student`, `--custom-objects` and `--export MODES`
+    stand for; an explicit `--set` of the same key comes after them and wins."""
+    out = []
+    if args.data:
+        keys = {o.split("=", 1)[0].strip() for o in given}
+        if task_name == "classification" and "data.source" not in keys:
+            out += infer_data(args.data)
+        else:
+            out.append(f"data.path={quote(args.data)}")
+        if os.path.abspath(args.config) == os.path.abspath(default_config):  # the default recipe on other data
+            stem = Path(args.data.rstrip("/\\")).stem or "data"
+            out.append(f"name={quote(stem)}")
+    for role, value in (("teacher", args.teacher), ("student", args.student)):
+        if value:
+            out += [f"{role}.model={quote(value)}", f"{role}.options={{}}", f"{role}.weights=\"\""]
+    if args.custom_objects:
+        out.append("custom_objects=[" + ", ".join(quote(m) for m in args.custom_objects) + "]")
+    if args.export not in (None, "recipe"):
+        modes = [m.strip() for m in args.export.split(",") if m.strip()]
+        bad = [m for m in modes if m not in QUANTIZE]
+        if bad or not modes:
+            raise ValueError(f"--export takes modes from {', '.join(QUANTIZE)} (comma-separated), got "
+                             f"{args.export!r}; e.g. --export int8.")
+        out.append("report.export_quantize=[" + ", ".join(quote(m) for m in modes) + "]")
+    return out
+
+
+def infer_data(value: str) -> list:
+    """`--data`'s source from what it is: a folder, an `.npz` file, `digits`, or a TensorFlow Datasets name."""
+    path = Path(value)
+    if path.is_dir():
+        if (path / "wnids.txt").exists() and (path / "train").is_dir():
+            source = "tiny_imagenet"
+        elif (path / "annotations.csv").exists() and (path / "images").is_dir():
+            source = "mhist"
+        else:
+            source = "folder"
+        return [f"data.source={quote(source)}", f"data.path={quote(value)}"]
+    if path.is_file():
+        if path.suffix.lower() != ".npz":
+            raise ValueError(f"--data {value!r} is a file but not an .npz; pass a folder of class sub-folders, an "
+                             f".npz with x_train, y_train, x_test, y_test, or a TensorFlow Datasets name.")
+        return ["data.source=\"npz\"", f"data.path={quote(value)}"]
+    if value == "digits":
+        return ["data.source=\"digits\"", "data.path=\"\""]
+    if _tfds_name(value):
+        return ["data.source=\"tfds\"", f"data.name={quote(value)}", "data.path=\"\""]
+    raise FileNotFoundError(f"--data {value!r} is not a folder or file here, nor a TensorFlow Datasets name; check "
+                            f"the path (a folder of class sub-folders, or an .npz file).")
+
+
+def _tfds_name(value: str) -> bool:
+    """Whether `value` is a TensorFlow Datasets builder name (`cifar10`, `imagenette/320px-v2:1.0.0`)."""
+    import re
+
+    if not re.fullmatch(r"[a-z][a-z0-9_]*(/[\w.-]+)?(:[\w.]+)?", value):
+        return False
+    from kd_keras.data.sources import missing_tfds
+
+    if missing_tfds():
+        return False
+    import tensorflow_datasets as tfds
+
+    return value.split(":")[0].split("/")[0] in tfds.list_builders(with_community_datasets=False)
 
 
 def default_config_path(name: str) -> str:

@@ -11,6 +11,7 @@ a KD student with a `transfer` set also trains on its unlabelled images.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 import os
@@ -35,6 +36,7 @@ from kd_keras.cli.lock import OutputLock, check_out_dir
 from kd_keras.recipes.plot import results_png
 from kd_keras.recipes.resume import Progress
 from kd_keras.recipes.scores import evaluate_stored
+from kd_keras.teachers.load import teacher_file
 from kd_keras.teachers.source import TeacherSource, transfer_splits
 from kd_keras.training.optim import make_optimizer, make_strategy, worker_out_dir
 from kd_keras.recipes.validate import check_models, check_teacher_weights, validate
@@ -159,11 +161,20 @@ class Runner:
         return model, seconds, extra
 
     def _teacher(self):
-        tc = self.cfg.teacher
-        if self.file_teacher is not None:
-            about = describe(self.file_teacher)
+        tc, loaded = self.cfg.teacher, self.file_teacher
+        if loaded is not None and loaded.format == "keras":
+            model = loaded.model
+            self._header("teacher", f"teacher: the Keras file {loaded.path} ({model.name}, "
+                                    f"{model.count_params():,} params)")
+            for note in loaded.notes:
+                self.log(f"   teacher: {note}")
+            notes = "".join(f"; {n}" for n in loaded.notes)
+            return self._loaded_teacher(model, f"{loaded.path}{notes}")
+        if loaded is not None:
+            about = describe(loaded.model)
             self._header("teacher", f"teacher: the file {about['arch']}, run by {about['runtime']}")
-            return self._loaded_teacher(self.file_teacher, f"{tc.weights}, run by {about['runtime']}")
+            return self._loaded_teacher(loaded.model, f"{loaded.path}, run by {about['runtime']}"
+                                        + "".join(f"; {n}" for n in loaded.notes[1:]))
         if tc.weights in pretrained_weights(tc.model):
             self._header("teacher", f"teacher: {tc.model} with its published {tc.weights!r} weights")
             return self._loaded_teacher(self._new_model(tc, self.cfg.train.seed), f"its published {tc.weights!r} weights")
@@ -186,10 +197,13 @@ class Runner:
         tc = self.cfg.teacher
         if not tc.finetune:
             why = self.task.chance_check(model, self.val_ds, self.splits) if tc.check_fit else ""
+            if why and self.file_teacher is not None and self.file_teacher.notes:
+                why += f" as adapted ({'; '.join(self.file_teacher.notes)})"
             if why:
                 raise ValueError(f"the teacher loaded from {source} {why}; check teacher.weights and the data, or "
                                  f"set teacher.check_fit=false to use it anyway.")
             return model, None, f"loaded from {source}"
+        model.trainable = True  # a loaded model file may have been saved frozen
         seconds, _ = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
                                learning_rate=tc.learning_rate or None)
         return model, seconds, f"fine-tuned from {source}"
@@ -238,10 +252,18 @@ class Runner:
         done = self.progress.start()
         if done:
             self.log(f"resuming an interrupted run in {self.out_dir}: {', '.join(done)} already finished")
+        side, why = self.task.inferred_image_size(cfg) if hasattr(self.task, "inferred_image_size") else (0, "")
+        if side:
+            self.cfg = cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image_size=side))
+            self.log(f"data: images loaded at {side}x{side} ({why}); set data.image_size to choose")
         self.splits = self.task.load(cfg.data, cfg.train.seed)
-        self.file_teacher = check_models(cfg, self.plans, self._new_model, self.splits.input_shape)
         s = self.splits
-        classes = f", {s.num_classes} classes" if s.num_classes else ""
+        sample = self.task.sample_labelled(s) if teacher_file(cfg.teacher)[1] == "keras" else None
+        self.file_teacher = check_models(cfg, self.plans, self._new_model, s.input_shape, self.task, sample,
+                                         list(s.class_names or ()))
+        names = list(s.class_names or ())
+        shown = f" ({', '.join(map(str, names[:10]))}{', ...' if len(names) > 10 else ''})" if names else ""
+        classes = f", {s.num_classes} classes{shown}" if s.num_classes else ""
         self.log(f"data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}: {s.num_train} train / "
                  f"{s.num_val} val / {s.num_test} test{classes}, images {s.input_shape}")
         self.train_ds, self.val_ds, self.test_ds = self.task.pipelines(s, cfg.data, cfg.train.seed)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
-from kd_keras.config import PATH_SOURCES, REPO_ROOT, AdapterConfig, Config, find_file, to_dict
+from kd_keras.config import PATH_SOURCES, REPO_ROOT, AdapterConfig, Config, ModelConfig, find_file, to_dict
 from kd_keras.config.fields import check_choices
 from kd_keras.data.images import list_images
 from kd_keras.data.sources import missing_tfds
@@ -12,10 +13,21 @@ from kd_keras.export.converters import QUANTIZE
 from kd_keras.losses import create_loss
 from kd_keras.models import list_models
 from kd_keras.models.registry import check_pretrained, pretrained_weights
-from kd_keras.teachers.files import FORMAT_NAMES, check_adapter, load_file_teacher, teacher_file_format
+from kd_keras.models.files import import_custom_objects, is_model_file, load_model_file
+from kd_keras.teachers.files import FORMAT_NAMES, check_adapter
+from kd_keras.teachers.load import load_teacher_notes, teacher_file, teacher_format
 from kd_keras.teachers.source import check_teacher_cache
 
 RESERVED = ("teacher", "baseline")
+
+
+class LoadedTeacher(NamedTuple):
+    """A teacher file, opened: the Keras model that runs it, its path and format, and what was adapted."""
+
+    model: object
+    path: str
+    format: str
+    notes: list
 SHIPPED_TEACHERS_MB = 56  # saved_models/*.keras, 2026-11-30
 
 
@@ -41,10 +53,16 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
                          f"reads no path; add --set data.source=\"{readers[0]}\" (sources that read it: "
                          f"{', '.join(readers)}) or drop --data.")
     known = list_models(task=task.name if task is not None else None)
+    if cfg.custom_objects:
+        import_custom_objects(cfg.custom_objects)
     for role, m in (("teacher", cfg.teacher), ("student", cfg.student)):
+        if check_model_file(role, m, task):
+            continue
         if m.model not in known:
             what = f"{task.name} models" if task is not None else "models"
-            raise ValueError(f"unknown {role} model {m.model!r}; registered {what}: {', '.join(known)}.")
+            files = " or a .keras, .onnx or .tflite teacher file" if role == "teacher" else " or a .keras model file"
+            raise ValueError(f"unknown {role} model {m.model!r}; pass a registered {what[:-1]} ({', '.join(known)})"
+                             f"{files}.")
         check_pretrained(m.model, m.weights)
     if task is not None:
         try:
@@ -86,7 +104,9 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
         names.add(d.name)
         if d.student:
             unknown = sorted(set(d.student) - {"model", "options"})
-            if unknown or d.student.get("model") not in known:
+            if not unknown and check_model_file(f"{where}.student", ModelConfig(**d.student), task):
+                pass
+            elif unknown or d.student.get("model") not in known:
                 raise ValueError(f"{where}.student must be {{ model = NAME, options = {{...}} }} with a registered "
                                  f"model, got {d.student!r}; registered models: {', '.join(known)}.")
         if not 0.0 <= d.student_loss_weight <= 1.0:
@@ -127,6 +147,28 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
     return plans
 
 
+def check_model_file(role: str, m, task) -> bool:
+    """Whether `m.model` names a model file (`--teacher`, `--student`); if so, checked before any data loads.
+
+    Raises:
+        FileNotFoundError: the file is not there.
+        ValueError: `options` or `weights` beside it, or a student file on a task other than classification.
+    """
+    teacher = role == "teacher"
+    if not (teacher_format(m.model) if teacher else is_model_file(m.model)):
+        return False
+    flag = f"--{role}" if role in ("teacher", "student") else f"{role}.model"
+    if not find_file(m.model).exists():
+        raise FileNotFoundError(f"{role} model file {m.model!r} does not exist; check {flag}.")
+    if m.options or m.weights:
+        raise ValueError(f"{role}.model {m.model!r} is a model file, which carries its own architecture and weights; "
+                         f"drop {role}.options and {role}.weights.")
+    if not teacher and task is not None and task.name != "classification":
+        raise ValueError(f"{role}.model {m.model!r}: a student file serves classification; a {task.name} student "
+                         f"must be a registered model ({', '.join(list_models(task=task.name))}).")
+    return True
+
+
 def check_transfer(folders, where: str, task) -> None:
     """A `[[distill]]` entry's `transfer` folders: a list of existing folders with images, on a task that has them."""
     if not isinstance(folders, list) or not all(isinstance(f, str) and f for f in folders):
@@ -164,15 +206,21 @@ def check_file_teacher(cfg: Config, task, plans: list) -> None:
     in a training step.
     """
     tc, t = cfg.teacher, cfg.train
-    fmt = teacher_file_format(tc.weights)
+    path, fmt = teacher_file(tc)
     if not fmt:
         if to_dict(tc.adapter) != to_dict(AdapterConfig()):
-            raise ValueError(f"teacher.adapter is set, but teacher.weights {tc.weights!r} is not a teacher file "
-                             f"(.onnx, .tflite or a SavedModel folder); a Keras teacher owns its preprocessing, so "
+            raise ValueError(f"teacher.adapter is set, but the teacher {tc.model!r} is not a teacher file (.keras, "
+                             f".onnx, .tflite or a SavedModel folder); a registered model owns its preprocessing, so "
                              f"drop teacher.adapter.")
         return
     check_adapter(tc.adapter)
-    what = f"teacher.weights {tc.weights!r} is a {FORMAT_NAMES[fmt]} file"
+    if fmt == "keras":
+        if task is not None and task.name != "classification" and to_dict(tc.adapter) != to_dict(AdapterConfig()):
+            raise ValueError(f"teacher.adapter adapts classifiers; a {task.name} teacher file takes the data's images "
+                             f"as they are: drop teacher.adapter.")
+        return  # a Keras teacher runs live, trains and shows its layers like a registered one
+    key = "teacher.model" if teacher_format(tc.model) else "teacher.weights"
+    what = f"{key} {getattr(tc, key.split('.')[1])!r} is a {FORMAT_NAMES[fmt]} file"
     if task is not None and not {"outputs", "views"} & set(task.accepts):  # a file teacher runs in a cache pass
         raise ValueError(f"{what}, which serves logit losses (classification); a {task.name} teacher must be a "
                          f"Keras model (.keras).")
@@ -202,6 +250,8 @@ def check_teacher_weights(cfg: Config) -> None:
     Apart from `validate`: a recipe stays valid without the file, which the user supplies (e.g. BiT-M).
     """
     tc = cfg.teacher
+    if teacher_format(tc.model):
+        return  # a teacher file: checked by check_model_file
     named = pretrained_weights(tc.model)
     if (tc.weights and tc.weights != "imagenet" and tc.weights not in named and not tc.train_if_missing
             and not find_file(tc.weights).exists()):
@@ -214,7 +264,7 @@ def check_teacher_weights(cfg: Config) -> None:
                                 f"teacher.train_if_missing=true to train the teacher.")
 
 
-def check_models(cfg: Config, plans: list, new_model, input_shape=None):
+def check_models(cfg: Config, plans: list, new_model, input_shape=None, task=None, sample=None, class_names=()):
     """Builds every model and KD loss once on the data's shapes, so a bad option fails before any training.
 
     Args:
@@ -222,41 +272,52 @@ def check_models(cfg: Config, plans: list, new_model, input_shape=None):
         plans: `validate`'s `(DistillConfig, [losses])` pairs.
         new_model: `fn(model_config, seed, weights=...) -> keras.Model` for the loaded data.
         input_shape: one image of the loaded data (a teacher file is checked against it).
+        task: the task (a Keras teacher file of a dense task is loaded as it is).
+        sample: `(images, int labels)` of training data, on which a Keras
+            teacher file's value range is inferred when it is not declared.
+        class_names: the data's class names, for the messages.
 
     Returns:
-        The teacher when it is a file (`kd_keras.teachers.files`), opened and checked; else None.
+        A `LoadedTeacher` when the teacher is a file (`.keras`, `.onnx`,
+        `.tflite`, SavedModel), opened, adapted and checked; else None.
     """
     from kd_keras.config import ModelConfig
     from kd_keras.distiller import Distiller
 
     def build(where, m, **kw):
+        if is_model_file(m.model):  # the user's own student: its errors name the file
+            return new_model(m, cfg.train.seed, **kw)
         try:
             return new_model(m, cfg.train.seed, **kw)
         except ValueError as e:
             raise ValueError(f"{where}: {m.model!r} with options {m.options} cannot be built: "
                              f"{str(e).rstrip('.')}; fix {where}.options.") from None
 
-    file_teacher = None
-    if teacher_file_format(cfg.teacher.weights):
-        path = str(find_file(cfg.teacher.weights))
-        try:
-            teacher = file_teacher = load_file_teacher(path, input_shape, cfg.teacher.adapter)
-        except ValueError as e:
-            raise ValueError(f"teacher.weights: {e}") from None
+    loaded = None
+    path, fmt = teacher_file(cfg.teacher)
+    if fmt == "keras" and task is not None and task.name != "classification":
+        teacher = load_model_file(path, "teacher")
+        loaded = LoadedTeacher(teacher, path, fmt, [])
+    elif fmt:
+        teacher, notes = load_teacher_notes(path, input_shape, cfg.teacher.adapter, sample)
+        loaded = LoadedTeacher(teacher, path, fmt, notes)
     else:
         teacher = build("teacher", cfg.teacher, weights="")
     for d, losses in plans:
         student = build(f"[[distill]] {d.name!r} student" if d.student else "student",
                         ModelConfig(**d.student) if d.student else cfg.student)
-        widths = (file_teacher.outputs[0].shape[-1], student.outputs[0].shape[-1]) if file_teacher else (0, 0)
+        classifier = loaded and (task is None or task.name == "classification")
+        widths = (teacher.outputs[0].shape[-1], student.outputs[0].shape[-1]) if classifier else (0, 0)
         if widths[0] != widths[1]:
-            raise ValueError(f"teacher.weights: {cfg.teacher.weights!r} gives {widths[0]} scores per image, but the "
-                             f"student has {widths[1]} outputs (the data's classes); use a teacher file for these "
-                             f"classes, in their order.")
+            names = f" ({', '.join(map(str, class_names[:10]))}{', ...' if len(class_names) > 10 else ''})" \
+                if class_names else ""
+            raise ValueError(f"teacher {(cfg.teacher.model if teacher_format(cfg.teacher.model) else cfg.teacher.weights)!r}"
+                             f" gives {widths[0]} scores per image, but the data has {widths[1]} classes{names}; use "
+                             f"a teacher trained on these classes, in their order.")
         try:
             Distiller(teacher, student, [type(l).from_config(l.get_config()) for l in losses])
         except ValueError as e:
             raise ValueError(f"[[distill]] {d.name!r}: {e}") from None
     if not plans:
         build("student", cfg.student)
-    return file_teacher
+    return loaded

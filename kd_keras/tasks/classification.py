@@ -7,7 +7,9 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras import data as kd_data
+from kd_keras.config import find_file
 from kd_keras.models import create_model
+from kd_keras.models.files import check_student_file, is_model_file, load_model_file
 from kd_keras.tasks.base import Task
 
 
@@ -37,6 +39,41 @@ class ClassificationTask(Task):
                             val_fraction=cfg.val_fraction, seed=seed, limit=cfg.limit or None)
         self.binary = splits.num_classes == 2
         return splits
+
+    def sample_labelled(self, splits, n: int = 256):
+        """Up to `n` training `(images, int labels)`, in the split's order: a teacher file's value range is
+        inferred on them."""
+        images, labels = [], []
+        for x, y in splits.train.take(n).batch(64).as_numpy_iterator():
+            images.append(np.asarray(x, np.float32))
+            labels.append(np.asarray(y))
+        return (np.concatenate(images), np.concatenate(labels)) if images else None
+
+    def inferred_image_size(self, cfg) -> tuple[int, str]:
+        """`(side, why)` for a folder of images when `data.image_size` is not set, else `(0, "")`.
+
+        A student file with a fixed input decides; else a Keras teacher file
+        with a fixed input caps the images' own size (the first image's
+        longer side) at its own: a student never sees more than its teacher.
+        """
+        from kd_keras.data.sources import first_image_side
+        from kd_keras.models.files import saved_input_shape
+        from kd_keras.teachers.load import teacher_file
+
+        d = cfg.data
+        if d.source != "folder" or d.image_size or not d.resolved_path():
+            return 0, ""
+        student = saved_input_shape(find_file(cfg.student.model)) if is_model_file(cfg.student.model) else None
+        if student and student[0] and student[0] == student[1]:
+            return int(student[0]), f"the student file's input, {student[0]}x{student[1]}"
+        path, fmt = teacher_file(cfg.teacher)
+        teacher = saved_input_shape(path) if fmt == "keras" else None
+        if not (teacher and teacher[0] and teacher[0] == teacher[1]):
+            return 0, ""
+        side = first_image_side(d.resolved_path())
+        if side is None or side <= teacher[0]:
+            return 0, ""
+        return int(teacher[0]), f"the images are {side} px, larger than the teacher's {teacher[0]}x{teacher[1]} input"
 
     def random_inputs(self, cfg) -> str:
         ops = cfg.augment.random_ops
@@ -78,6 +115,11 @@ class ClassificationTask(Task):
         return train, val, test
 
     def create_model(self, m, splits, weights=None):
+        if is_model_file(m.model):  # the user's own student (a teacher file is opened by recipes.validate)
+            path = str(find_file(m.model))
+            model = load_model_file(path, "student")
+            check_student_file(model, path, splits.num_classes, splits.input_shape)
+            return model
         return create_model(m.model, splits.num_classes, splits.input_shape,
                             weights=weights if weights is not None else (m.weights or None), **m.options)
 

@@ -33,7 +33,8 @@ import tensorflow as tf
 from kd_keras.config import AdapterConfig, find_file, from_dict, to_dict
 from kd_keras.models.runtimes import file_size, open_runtime
 
-FORMAT_NAMES = {"onnx": "ONNX", "tflite": "TFLite", "saved_model": "SavedModel"}
+FORMAT_NAMES = {"onnx": "ONNX", "tflite": "TFLite", "saved_model": "SavedModel", "keras": "Keras"}
+TINY = 1e-30  # the floor of a probability before its log: read as logits, a zero stays finite
 
 
 def teacher_file_format(weights: str) -> str:
@@ -49,7 +50,7 @@ def teacher_file_format(weights: str) -> str:
 def check_adapter(adapter: AdapterConfig) -> None:
     """Refuses adapter values no file takes, naming the key (`teacher.adapter.*`)."""
     a, where = adapter, "teacher.adapter"
-    choices = {"layout": ("nhwc", "nchw"), "channels": ("rgb", "bgr"), "output": ("logits", "probabilities")}
+    choices = {"layout": ("nhwc", "nchw"), "channels": ("rgb", "bgr"), "output": ("auto", "logits", "probabilities")}
     for key, allowed in choices.items():
         if getattr(a, key) not in allowed:
             raise ValueError(f"{where}.{key} must be one of {', '.join(map(repr, allowed))}, got {getattr(a, key)!r}.")
@@ -131,18 +132,10 @@ class FileTeacher(keras.layers.Layer):
 
     def prepare(self, x):
         """The adapter in TensorFlow: raw NHWC RGB 0-255 images to the file's input."""
-        a = self.adapter_config
-        x = tf.cast(x, tf.float32)
-        if a.size:
-            x = tf.image.resize(x, a.size, method="bilinear")
-        if a.channels == "bgr":
-            x = x[..., ::-1]
-        x = x * a.scale
-        if a.mean:
-            x = x - tf.constant(a.mean, tf.float32)
-        if a.std:
-            x = x / tf.constant(a.std, tf.float32)
-        return tf.transpose(x, [0, 3, 1, 2]) if a.layout == "nchw" else x
+        shape = tuple(self.runtime.input_shape)
+        channels = (shape[0] if self.adapter_config.layout == "nchw" else shape[-1]) if len(shape) == 3 else None
+        x = adapt_images(x, self.adapter_config, channels)
+        return tf.transpose(x, [0, 3, 1, 2]) if self.adapter_config.layout == "nchw" else x
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The file on an adapted batch, in chunks of its fixed batch size if it has one; logits out."""
@@ -161,7 +154,7 @@ class FileTeacher(keras.layers.Layer):
             y = np.concatenate(parts) if parts else np.zeros((0, self.classes), np.float32)
         y = np.asarray(y, np.float32).reshape(len(x), -1)
         if self.adapter_config.output == "probabilities":
-            y = np.log(np.maximum(y, 1e-12))
+            y = np.log(np.maximum(y, TINY))
         return y.astype(np.float32)
 
     def call(self, x):
@@ -174,6 +167,36 @@ class FileTeacher(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "path": self.file_path, "adapter": self.adapter, "classes": self.classes,
                 "sha256": self.sha256, "threads": self.threads}
+
+
+def adapt_images(x, a: AdapterConfig, channels: int | None = None):
+    """Raw NHWC 0-255 images to what a teacher takes: resize, grey to RGB, channel order, scale, mean, std.
+
+    Args:
+        x: a batch of raw images.
+        a: the adapter (`AdapterConfig`).
+        channels: the channels the teacher takes; a grey batch is repeated to 3 when it takes 3.
+    """
+    x = tf.cast(x, tf.float32)
+    if a.size:
+        x = tf.image.resize(x, a.size, method="bilinear")
+    if channels == 3 and x.shape[-1] == 1:
+        x = tf.repeat(x, 3, axis=-1)
+    if a.channels == "bgr":
+        x = x[..., ::-1]
+    x = x * a.scale
+    if a.mean:
+        x = x - tf.constant(a.mean, tf.float32)
+    if a.std:
+        x = x / tf.constant(a.std, tf.float32)
+    return x
+
+
+def looks_like_probabilities(rows) -> bool:
+    """Rows of scores that lie in [0, 1] and sum to 1: a softmax ending."""
+    rows = np.asarray(rows, np.float64)
+    return (rows.ndim == 2 and rows.shape[1] > 1 and rows.min() >= 0 and rows.max() <= 1 + 1e-6
+            and bool(np.all(np.abs(rows.sum(-1) - 1) < 1e-3)))
 
 
 def file_teacher_layer(model) -> FileTeacher | None:
@@ -211,10 +234,13 @@ def load_file_teacher(path: str, input_shape, adapter=None, threads: int = 2) ->
     if out.ndim != 2:
         raise ValueError(f"teacher {name} outputs shape {tuple(out.shape)} per batch, not (batch, classes); a teacher "
                          f"file serves logit losses (classification); use a Keras teacher for other tasks.")
-    row = out[0]
-    if layer.adapter_config.output == "logits" and row.min() >= 0 and abs(float(row.sum()) - 1) < 1e-3 and len(row) > 1:
+    if layer.adapter_config.output == "auto":  # rows in [0, 1] that sum to 1: a softmax ending
+        output = "probabilities" if looks_like_probabilities(out[:1]) else "logits"
+        layer.adapter = {**layer.adapter, "output": output}
+        layer.adapter_config = from_dict(AdapterConfig, layer.adapter, "teacher.adapter.")
+    elif layer.adapter_config.output == "logits" and looks_like_probabilities(out[:1]):
         raise ValueError(f"teacher {name} outputs probabilities (each row sums to 1), not logits; set "
-                         f"teacher.adapter.output = \"probabilities\".")
+                         f"teacher.adapter.output = \"probabilities\" (or \"auto\").")
     layer.classes = int(out.shape[1])
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     model = keras.Model(inputs, layer(inputs), name=f"{layer.format}_file_teacher")

@@ -1,0 +1,75 @@
+"""One entry for a teacher that is a file: `.keras` (any architecture), `.onnx`, `.tflite` or a SavedModel folder.
+
+Example:
+    >>> teacher = kd_keras.load_teacher("my_teacher.keras", input_shape=(32, 32, 3), sample=(x_train, y_train))
+       teacher: images resized 32x32 -> 96x96 inside the graph (the teacher's input size)
+       teacher: outputs probabilities (it ends in a softmax): their log is read as logits by the KD losses
+"""
+
+from __future__ import annotations
+
+import os
+
+from kd_keras.config import find_file
+from kd_keras.models.files import is_model_file
+from kd_keras.teachers.files import FORMAT_NAMES, describe, load_file_teacher, teacher_file_format
+from kd_keras.teachers.keras_file import load_keras_teacher
+
+
+def teacher_format(value) -> str:
+    """"keras", "onnx", "tflite" or "saved_model" when `value` names a teacher file, else ""."""
+    if not value:
+        return ""
+    if is_model_file(value):
+        return "keras"
+    return teacher_file_format(os.fspath(value))
+
+
+def teacher_file(tc) -> tuple[str, str]:
+    """`(path, format)` of a recipe's teacher file (`teacher.model`, or the 0.1 `teacher.weights` of a
+    non-Keras file), else `("", "")`. A `.keras` path in `teacher.weights` stays weights for `teacher.model`."""
+    fmt = teacher_format(tc.model)
+    if fmt:
+        return str(find_file(tc.model)), fmt
+    fmt = teacher_file_format(tc.weights)
+    return (str(find_file(tc.weights)), fmt) if fmt else ("", "")
+
+
+def load_teacher_notes(path, input_shape, adapter=None, sample=None, threads: int = 2, log=None):
+    """`(model, notes)`: the teacher file as a Keras model over the data's raw images, and what was adapted."""
+    fmt = teacher_format(path)
+    if fmt == "keras":
+        return load_keras_teacher(path, input_shape, adapter, sample, log)
+    if not fmt:
+        raise ValueError(f"teacher {os.fspath(path)!r} is not a teacher file: pass a .keras, .onnx or .tflite file "
+                         f"or a SavedModel folder.")
+    model = load_file_teacher(path, input_shape, adapter, threads)
+    layer = model.layers[-1]
+    notes = [f"run by {describe(model)['runtime']} ({FORMAT_NAMES[layer.format]} file)"]
+    if layer.adapter_config.output == "probabilities":
+        notes.append("outputs probabilities: their log is read as logits by the KD losses")
+    for note in notes:
+        if log is not None:
+            log(f"   teacher: {note}")
+    return model, notes
+
+
+def load_teacher(path, input_shape, adapter=None, sample=None, log=print):
+    """A teacher file as a frozen Keras model that takes the data's raw 0-255 images and gives logits.
+
+    Args:
+        path: a `.keras` model of any architecture, an `.onnx` or `.tflite`
+            file, or a SavedModel folder.
+        input_shape: one image of the data, `(height, width, channels)`.
+        adapter: `AdapterConfig` fields (dict), all optional: size,
+            scale, mean, std, channels, output; `layout` for ONNX.
+        sample: `(images, int labels)` of training data; a `.keras` teacher
+            with no preprocessing layer gets the value range under which it
+            is most accurate on them.
+        log: where the sentences on what was adapted go (None: nowhere).
+
+    A `.keras` teacher is adapted in-graph (see `kd_keras.teachers.keras_file`)
+    and can run live; the other formats run in their runtime, in the cache
+    pass only (`Distiller.fit(..., teacher_cache="auto")`).
+    """
+    return load_teacher_notes(path, input_shape, adapter, sample, log=log)[0]
