@@ -18,6 +18,7 @@ from kd_keras.losses import DistillLoss, create_loss, list_losses, register_loss
 from kd_keras.models import create_model, list_models, register_model  # noqa: E402
 from kd_keras.teachers.cache import TeacherOutputCache, teacher_fingerprint  # noqa: E402
 from kd_keras.teachers.files import load_file_teacher  # noqa: E402
+from kd_keras.teachers.load import load_teacher  # noqa: E402
 from kd_keras.teachers.maps import TeacherMapsCache  # noqa: E402
 from kd_keras.teachers.views import TeacherViewsCache  # noqa: E402
 from kd_keras.training.precise_bn import PreciseBatchNorm, recalibrate_batchnorm  # noqa: E402
@@ -33,6 +34,7 @@ __all__ = [
     "create_model",
     "list_losses",
     "load_file_teacher",
+    "load_teacher",
     "list_models",
     "PreciseBatchNorm",
     "recalibrate_batchnorm",

@@ -212,6 +212,53 @@ class Distiller(keras.distillation.Distiller):
             raise ValueError("compile() needs loss=..., the student's hard-label loss (e.g. CategoricalCrossentropy).")
         keras.Model.compile(self, optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, *, augment=None, teacher_cache=None,
+            teacher_views: int = 16, teacher_cache_dir: str | None = None, seed: int = 0, validation_data=None,
+            **kwargs):
+        """Keras' `fit`; with `augment` or `teacher_cache`, from arrays of raw images with the teacher cached.
+
+        Given neither, this is `keras.Model.fit` unchanged (datasets of
+        `(x, y)` or `(x, y, teacher_outputs)` batches, as the recipes use).
+        Given either, `x` is raw 0-255 images `(n, H, W, C)` and `y` integer
+        labels (or one-hot rows), and the batches are built here: shuffled
+        with `seed`, augmented, and labelled by the teacher outside the
+        training step (see `kd_keras.teachers.fit_data`).
+
+        Args:
+            augment: `AugmentConfig` or a dict of its fields, e.g.
+                `{"flip": True, "crop_padding": 4}`; None: no augmentation.
+            teacher_cache: "views" (K stored augmented views per image, the
+                teacher run once on each), "outputs" (once per image, fixed
+                inputs), "auto" (the one that fits `augment`, else a live
+                teacher) or "off" (the teacher runs in every step).
+            teacher_views: K, the views stored per image.
+            teacher_cache_dir: keep the teacher's outputs on disk here and
+                reuse them in later calls (None: memory only).
+            seed: the seed of shuffling, augmentation and the views.
+            validation_data: `(x_val, y_val)` arrays (labels as for `y`), or
+                anything Keras' `fit` takes.
+
+        After the call, `distiller.teacher_cache_info["mode"]` says where the
+        teacher's outputs came from ("views", "outputs" or "live").
+
+        Example:
+            >>> distiller.fit(x_train, y_train, epochs=30, batch_size=64, augment={"flip": True, "translate": 0.1},
+            ...               teacher_cache="views", validation_data=(x_val, y_val))
+        """
+        if augment is None and teacher_cache is None:
+            return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, **kwargs)
+        from kd_keras.teachers.fit_data import training_batches, validation_batches
+
+        if not getattr(self, "compiled", False):
+            raise ValueError("compile() the distiller before fit(), e.g. distiller.compile(\"adam\", "
+                             "keras.losses.CategoricalCrossentropy(from_logits=True), metrics=[\"accuracy\"]).")
+        batch_size = batch_size or 32
+        ds, self.teacher_cache_info = training_batches(self, x, y, batch_size, augment, teacher_cache or "auto",
+                                                       teacher_views, seed, teacher_cache_dir)
+        val = validation_batches(validation_data, int(self.student.outputs[0].shape[-1]), batch_size)
+        kwargs["shuffle"] = False  # the batches are shuffled with `seed`
+        return super().fit(ds, epochs=epochs, validation_data=val, **kwargs)
+
     # ------------------------------------------------------------------- loop
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras 3.15 builds metrics before `fit` from the first batch, which it
