@@ -38,8 +38,14 @@ def workdir(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("module, source", [("kd_keras.recipes.classification", "digits"),
-                                            ("kd_keras.recipes.edge_detection", "shapes"),
+def test_data_on_the_classification_recipe_infers_its_source_and_names_a_bad_file(workdir):
+    before = snapshot(workdir)
+    proc = run_module("kd_keras.recipes.classification", "--data", "my.npz", "--smoke", cwd=workdir)
+    assert_one_line_error(proc, "cannot read npz file 'my.npz'", "numpy.savez")  # read as an .npz: inferred
+    assert snapshot(workdir) == before
+
+
+@pytest.mark.parametrize("module, source", [("kd_keras.recipes.edge_detection", "shapes"),
                                             ("kd_keras.recipes.super_resolution", "skimage")])
 def test_data_given_to_a_recipe_whose_source_reads_no_path_is_refused(workdir, module, source):
     before = snapshot(workdir)

@@ -45,3 +45,30 @@ def test_ci_refuses_a_checkout_that_is_not_clean_and_touches_nothing(tmp_path):
         "git clone . /tmp/ci && bash /tmp/ci/.ci/run"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".ci", ".venv"]
     assert (tmp_path / ".venv" / "mine.txt").read_text() == "the user's"
+
+
+def test_the_readme_library_example_runs_as_written_on_a_short_budget(tmp_path):
+    """The `## Using the library` block, run with 256 images and 1 epoch instead of 9,000 and 40: nothing else
+    changes, so a broken example fails here."""
+    import sys
+
+    import pytest
+
+    shared = REPO_ROOT.parent / "shared" / "data" / "cifar10_small.npz"
+    if not shared.exists():
+        pytest.skip("shared CIFAR-10 subset not present (../shared/data)")
+    text = (REPO_ROOT / "README.md").read_text()
+    code = re.search(r"## Using the library\n\n```python\n(.*?)```", text, re.S).group(1)
+    for old, new in (("epochs=40", "epochs=1"), ("batch(10_000)", "batch(256)"),
+                     ('"../shared/data/cifar10_small.npz"', repr(str(shared))),
+                     ('"saved_models/cifar10_small_resnet56.keras"',
+                      repr(str(REPO_ROOT / "saved_models" / "cifar10_small_resnet56.keras")))):
+        assert old in code, f"the README's library example no longer has {old!r}; update this test"
+        code = code.replace(old, new)
+    code += "\nassert distiller.teacher_cache_info['mode'] == 'views', distiller.teacher_cache_info\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import keras
+
+    student = keras.saving.load_model(tmp_path / "student.keras")
+    assert student.output_shape == (None, 10)

@@ -260,8 +260,8 @@ class Runner:
         s = self.splits
         sample = self.task.sample_labelled(s) if teacher_file(cfg.teacher)[1] == "keras" else None
         self.file_teacher = check_models(cfg, self.plans, self._new_model, s.input_shape, self.task, sample,
-                                         list(s.class_names or ()))
-        names = list(s.class_names or ())
+                                         list(getattr(s, "class_names", None) or ()))
+        names = list(getattr(s, "class_names", None) or ())
         shown = f" ({', '.join(map(str, names[:10]))}{', ...' if len(names) > 10 else ''})" if names else ""
         classes = f", {s.num_classes} classes{shown}" if s.num_classes else ""
         self.log(f"data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}: {s.num_train} train / "
