@@ -244,3 +244,18 @@ def test_a_moved_teacher_file_keeps_its_fingerprint_and_a_changed_one_does_not(t
     assert teacher_fingerprint(load_file_teacher(str(moved), (8, 8, 1))) == here
     other = teacher_fingerprint(load_file_teacher(str(folder / "teacher.tflite"), (8, 8, 1)))
     assert other != here
+
+
+@pytest.mark.parametrize("which, sets, message", [
+    ("three", [], "teacher '{path}' gives 3 scores per image, but the data has 10 classes"),
+    ("onnx", ["teacher.finetune=true"], "teacher.model '{path}' is a ONNX file, which cannot be trained"),
+], ids=["width", "finetune"])
+def test_the_teacher_flag_takes_a_file_teacher_as_teacher_weights_did(teacher_files, odd_files, tmp_path, capsys,
+                                                                      which, sets, message):
+    _, _, folder = teacher_files
+    path = {"onnx": str(folder / "teacher.onnx"), **odd_files}[which]
+    argv = ["--smoke", "--teacher", path, "--out", str(tmp_path / "run")]
+    for s in sets:
+        argv += ["--set", s]
+    code, err, _ = run_cli(capsys, *argv)
+    assert code == 2 and len(err.splitlines()) == 1 and message.format(path=path) in err, err

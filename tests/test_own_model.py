@@ -58,31 +58,26 @@ def folder(tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------------------------ end to end
-MOBILENET_TEACHER = """
-import sys, numpy as np, keras
-from PIL import Image
-from pathlib import Path
-root, out = Path(sys.argv[1]), sys.argv[2]
-keras.utils.set_random_seed(0)
-# keras.applications' default: a softmax ending; its preprocessing ([-1, 1]) inside; 64x64, not the images' 32x32
-net = keras.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.35, weights=None, classes=3)
-inputs = keras.Input((64, 64, 3))
-teacher = keras.Model(inputs, net(keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)), name="my_mobilenet")
-files = sorted((root / "train").rglob("*.*"))
-classes = sorted(p.name for p in (root / "train").iterdir())
-x = np.stack([np.asarray(Image.open(f).convert("RGB").resize((64, 64)), "float32") for f in files])
-y = np.array([classes.index(f.parent.name) for f in files])
-teacher.compile("adam", "sparse_categorical_crossentropy")
-teacher.fit(x, y, epochs=1, batch_size=16, verbose=0)  # a few steps
-teacher.save(out)
-"""
+def mobilenet_teacher(root, out):
+    """keras.applications' MobileNetV2 as a user has it: a softmax ending, its preprocessing ([-1, 1]) inside, 64x64
+    input (not the images' 32x32), trained for a few steps (eagerly: tracing its training graph takes longer)."""
+    keras.utils.set_random_seed(0)
+    net = keras.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.35, weights=None, classes=3)
+    inputs = keras.Input((64, 64, 3))
+    teacher = keras.Model(inputs, net(keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)), name="my_mobilenet")
+    files = sorted((root / "train").rglob("*.*"))
+    classes = sorted(p.name for p in (root / "train").iterdir())
+    x = np.stack([np.asarray(Image.open(f).convert("RGB").resize((64, 64)), "float32") for f in files])
+    y = np.array([classes.index(f.parent.name) for f in files])
+    teacher.compile("adam", "sparse_categorical_crossentropy", run_eagerly=True)
+    teacher.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    teacher.save(out)
 
 
 @needs_shared
 def test_a_keras_applications_teacher_teaches_a_registered_student_on_a_folder_and_exports_int8(folder, tmp_path):
     teacher = tmp_path / "my_teacher.keras"
-    subprocess.run([sys.executable, "-c", MOBILENET_TEACHER, str(folder), str(teacher)], check=True,
-                   capture_output=True)
+    mobilenet_teacher(folder, teacher)
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "kd_keras.recipes.classification", "--teacher", str(teacher),
                            "--data", str(folder), "--student", "small_cnn", "--smoke", "--set", "train.epochs=4",

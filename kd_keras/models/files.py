@@ -72,8 +72,9 @@ def load_model_file(path, role: str = "teacher") -> keras.Model:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{role} model file {path!r} does not exist; check {flag}.")
     if os.path.isdir(path) or not zipfile.is_zipfile(path):
+        other = ", or pass an .onnx or .tflite teacher" if role == "teacher" else ""
         raise ValueError(f"{role} file {path!r} is not a Keras model (a .keras archive saved by model.save); save "
-                         f"the model with model.save(\"{role}.keras\"){', or pass an .onnx or .tflite teacher' if role == 'teacher' else ''}.")
+                         f"the model with model.save(\"{role}.keras\"){other}.")
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -93,7 +94,8 @@ def load_model_file(path, role: str = "teacher") -> keras.Model:
                              f"@keras.saving.register_keras_serializable()).") from None
         if "Lambda" in text and "safe_mode" in text:
             raise ValueError(f"{role} file {path!r} has a Lambda layer, whose Python code Keras does not load in "
-                             f"safe mode; replace it with a registered layer and pass --custom-objects MODULE.") from None
+                             f"safe mode; replace it with a registered layer and pass --custom-objects "
+                             f"MODULE.") from None
         raise ValueError(f"{role} file {path!r} cannot be loaded as a Keras model ({type(e).__name__}: "
                          f"{text[:200]}); check that it was saved by model.save with this Keras "
                          f"({keras.__version__}).") from None

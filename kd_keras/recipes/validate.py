@@ -311,9 +311,9 @@ def check_models(cfg: Config, plans: list, new_model, input_shape=None, task=Non
         if widths[0] != widths[1]:
             names = f" ({', '.join(map(str, class_names[:10]))}{', ...' if len(class_names) > 10 else ''})" \
                 if class_names else ""
-            raise ValueError(f"teacher {(cfg.teacher.model if teacher_format(cfg.teacher.model) else cfg.teacher.weights)!r}"
-                             f" gives {widths[0]} scores per image, but the data has {widths[1]} classes{names}; use "
-                             f"a teacher trained on these classes, in their order.")
+            given = cfg.teacher.model if teacher_format(cfg.teacher.model) else cfg.teacher.weights
+            raise ValueError(f"teacher {given!r} gives {widths[0]} scores per image, but the data has {widths[1]} "
+                             f"classes{names}; use a teacher trained on these classes, in their order.")
         try:
             Distiller(teacher, student, [type(l).from_config(l.get_config()) for l in losses])
         except ValueError as e:

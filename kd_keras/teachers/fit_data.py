@@ -36,8 +36,8 @@ def as_augment(augment) -> AugmentConfig:
     if isinstance(augment, AugmentConfig):
         return augment
     if not isinstance(augment, dict):
-        raise ValueError(f"augment must be a dict of AugmentConfig fields, e.g. {{\"flip\": True, \"translate\": 0.1}}, "
-                         f"got {augment!r}.")
+        raise ValueError(f"augment must be a dict of AugmentConfig fields, e.g. {{\"flip\": True, \"translate\": "
+                         f"0.1}}, got {augment!r}.")
     fields = {f.name for f in dataclasses.fields(AugmentConfig)}
     unknown = sorted(set(augment) - fields)
     if unknown:
@@ -94,8 +94,8 @@ def training_batches(distiller, x, y, batch_size: int = 32, augment=None, teache
         fix = "teacher_cache=\"outputs\"" if not aug.active else "teacher_cache=\"auto\" (a live teacher)"
         raise ValueError(f"teacher_cache=\"views\" cannot serve these inputs: {why}; use {fix}.")
     if mode == "outputs" and aug.active:
-        raise ValueError(f"teacher_cache=\"outputs\" needs fixed inputs, but augment is on ({', '.join(aug.random_ops)});"
-                         f" use teacher_cache=\"views\".")
+        raise ValueError(f"teacher_cache=\"outputs\" needs fixed inputs, but augment is on "
+                         f"({', '.join(aug.random_ops)}); use teacher_cache=\"views\".")
     key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers) if mode != "off" else ""
     if mode == "views":
         cache = TeacherViewsCache(distiller.teacher_outputs, key, aug, shape, num_classes, views=teacher_views,
