@@ -326,3 +326,27 @@ def test_bad_own_model_input_is_one_line_exit_2_before_training(folder, bad_file
     assert "Traceback" not in err and "Epoch" not in printed and "training" not in printed
     assert not out.exists()  # nothing half-written
     assert sorted(p.name for p in bad_files.iterdir()) == before
+
+
+def test_the_image_size_comes_from_a_student_file_else_is_capped_at_the_teachers_input(tmp_path):
+    from kd_keras.config import load_config, quote
+    from kd_keras.tasks.classification import ClassificationTask
+
+    for c in ("a", "b"):
+        os.makedirs(tmp_path / "big" / c)
+        Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(tmp_path / "big" / c / "0.png")
+    small_model(2, shape=(32, 32, 3), name="t32").save(tmp_path / "t32.keras")
+    small_model(2, shape=(64, 64, 3), name="t64").save(tmp_path / "t64.keras")
+    small_model(2, shape=(24, 24, 3), name="s24").save(tmp_path / "s24.keras")
+
+    def size(*sets):
+        sets = ["data.source=\"folder\"", f"data.path={quote(str(tmp_path / 'big'))}", *sets]
+        return ClassificationTask().inferred_image_size(load_config(DIGITS[1], sets))
+
+    assert size(f"teacher.model={quote(str(tmp_path / 't32.keras'))}", "teacher.options={}") == \
+        (32, "the images are 48 px, larger than the teacher's 32x32 input")
+    assert size(f"teacher.model={quote(str(tmp_path / 't64.keras'))}", "teacher.options={}") == (0, "")  # their own
+    assert size(f"teacher.model={quote(str(tmp_path / 't32.keras'))}", "teacher.options={}",
+                f"student.model={quote(str(tmp_path / 's24.keras'))}", "student.options={}")[0] == 24
+    assert size(f"teacher.model={quote(str(tmp_path / 't32.keras'))}", "teacher.options={}",
+                "data.image_size=40") == (0, "")  # declared: kept

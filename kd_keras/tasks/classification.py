@@ -52,9 +52,11 @@ class ClassificationTask(Task):
     def inferred_image_size(self, cfg) -> tuple[int, str]:
         """`(side, why)` for a folder of images when `data.image_size` is not set, else `(0, "")`.
 
-        A student file with a fixed input decides; else a Keras teacher file
-        with a fixed input caps the images' own size (the first image's
-        longer side) at its own: a student never sees more than its teacher.
+        A student file with a fixed input decides; else a teacher file with a
+        fixed square input (a `.keras` file's, `teacher.adapter.size`, or an
+        `.onnx`/`.tflite` file's) caps the images' own size (the first
+        image's longer side) at its own: a student never sees more than its
+        teacher.
         """
         from kd_keras.data.sources import first_image_side
         from kd_keras.models.files import saved_input_shape
@@ -67,7 +69,7 @@ class ClassificationTask(Task):
         if student and student[0] and student[0] == student[1]:
             return int(student[0]), f"the student file's input, {student[0]}x{student[1]}"
         path, fmt = teacher_file(cfg.teacher)
-        teacher = saved_input_shape(path) if fmt == "keras" else None
+        teacher = saved_input_shape(path) if fmt == "keras" else _file_input_size(path, fmt, cfg.teacher.adapter)
         if not (teacher and teacher[0] and teacher[0] == teacher[1]):
             return 0, ""
         side = first_image_side(d.resolved_path())
@@ -184,3 +186,20 @@ class ClassificationTask(Task):
             out["f1"] = float(f1_score(y, z.argmax(-1), zero_division=0))
             out["auc"] = float(roc_auc_score(y, p1)) if len(set(y)) == 2 else None
         return out
+
+
+def _file_input_size(path: str, fmt: str, adapter) -> tuple | None:
+    """`(height, width)` an `.onnx` or `.tflite` teacher takes (its adapter's size if declared), else None."""
+    if adapter.size:
+        return tuple(adapter.size)
+    if fmt not in ("onnx", "tflite"):
+        return None
+    from kd_keras.models.runtimes import open_runtime
+
+    try:
+        shape = tuple(open_runtime(path, 1).input_shape)
+    except Exception:  # an unreadable file: the teacher check names it
+        return None
+    if len(shape) != 3:
+        return None
+    return shape[1:3] if adapter.layout == "nchw" else shape[:2]
