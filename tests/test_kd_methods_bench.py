@@ -10,6 +10,7 @@ def load_bench():
     return load_benchmark("kd_methods")
 
 
+@pytest.mark.slow  # a lab benchmark (its figures are committed under recipes/results/), ~33 s; bad input below
 def test_methods_benchmark_smoke_run_on_digits(tmp_path, capsys):
     bench = load_bench()
     out = tmp_path / "b"

@@ -3,9 +3,12 @@
 import importlib.util
 import json
 
+import pytest
+
 from kd_keras.config import REPO_ROOT
 
 
+@pytest.mark.slow  # a lab benchmark (its figures are committed under recipes/results/), ~33 s
 def test_kd_overhead_benchmark_runs_and_its_variants_agree(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("kd_overhead", REPO_ROOT / "benchmarks" / "kd_overhead.py")
     bench = importlib.util.module_from_spec(spec)

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from conftest import load_benchmark, train_digits_classifier
 
 
@@ -9,6 +11,7 @@ def load_bench():
     return load_benchmark("kd_views")
 
 
+@pytest.mark.slow  # a lab benchmark (its figures are committed under recipes/results/), ~25 s; bad input below
 def test_kd_views_benchmark_runs_resumes_and_reuses_its_pass(tmp_path, capsys):
     bench = load_bench()
     teacher = tmp_path / "teacher.keras"

@@ -60,6 +60,7 @@ def test_xla_compiled_step_matches_the_plain_one(toy_data):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # 50-90 s; the default suite checks bfloat16 training and the XLA step above, on a toy model
 def test_recipe_runs_in_bfloat16_with_xla_and_restores_the_policy(tmp_path, capsys):
     from test_recipe import run_cli
 

@@ -25,6 +25,13 @@ SHRINK = ["data.image_size=32", "data.limit=24", "data.batch_size=8", "teacher.t
 # Recipes whose networks take minutes even in smoke mode on 2 CPU cores: their full smoke run is opt-in
 # (pytest -m slow); every recipe's models are still built and wired by the default test below.
 HEAVY = {"resnet50", "resnet101", "bit_m_r50x1", "efficientnet_b3"}
+# Recipes whose smoke run another default test already makes, on data of their own layout: here they are opt-in
+# too (pytest -m slow), so the default suite does not train the same recipe twice.
+COVERED = {"digits": "test_recipe.py::test_default_recipe_smoke_writes_results",
+           "edges_synthetic": "test_dense_recipes.py::edge_run (the edge-detection default)",
+           "sr_skimage": "test_dense_recipes.py::sr_run (the super-resolution default)",
+           "bsds500": "test_dense_recipes.py::test_bsds_recipe_smoke_runs_on_a_made_folder",
+           "sr_t91": "test_dense_recipes.py::test_t91_recipe_smoke_on_the_shared_sets"}
 
 
 def _models(cfg):
@@ -33,8 +40,8 @@ def _models(cfg):
 
 def _params(recipes):
     for p in recipes:
-        heavy = bool(_models(load_config(p)) & HEAVY)
-        yield pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if heavy else [])
+        opt_in = bool(_models(load_config(p)) & HEAVY) or p.stem in COVERED
+        yield pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if opt_in else [])
 
 
 def make_npz(path, shape=(32, 32, 3), classes=10):

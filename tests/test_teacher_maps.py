@@ -230,6 +230,8 @@ def test_multi_scale_maps_get_their_own_key_and_single_scale_keys_stay(tmp_path)
         make_cache(d, teacher, scales=[0.0])
 
 
+@pytest.mark.slow  # ~45 s; multi-scale maps are checked on a toy teacher above, the recipe path with maps by
+#                   test_edge_recipe_reports_the_maps_in_results
 def test_edge_recipe_with_multi_scale_teacher_maps(tmp_path, capsys):
     from kd_keras.recipes.cli import main
 
