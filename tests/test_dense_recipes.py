@@ -227,3 +227,9 @@ def test_sr_predict_in_tiles_equals_the_whole_image_run(sr_run):
     no_margin = tiled(lambda x: task.super_resolve(model, [x])[0], image, tile=32, margin=0)
     assert np.abs(no_margin - whole).max() > 0.1  # without context the seams differ: the margin is what makes it equal
     np.testing.assert_array_equal(task.predict(model, image, tile=32, margin=24), task.predict(model, image))
+
+
+def test_edge_smoke_run_trains_on_the_teachers_stored_maps(edge_run):
+    kd = next(m for m in json.loads((edge_run / "results.json").read_text())["models"] if m["role"] == "kd")
+    assert kd["kd"]["teacher_cache"]["mode"] == "maps", kd["kd"]
+    assert "cropped, flipped and rotated with them (computed in one pass of" in kd["kd"]["teacher_outputs"]

@@ -94,6 +94,7 @@ def test_recipe_without_the_package_exits_2_before_loading_data(monkeypatch, tmp
 
 
 @needs_package
+@pytest.mark.slow  # ~30 s, an edge recipe run (edges are parked); the published weights are checked above
 def test_recipe_loads_the_published_teacher_instead_of_training_it(tmp_path, capsys):
     import json
 

@@ -176,6 +176,8 @@ def test_runner_crops_side_outputs_with_the_image_and_the_batches_carry_each_by_
     assert not np.array_equal(head.get_weights()[0], before)  # the side head trains with the student
 
 
+@pytest.mark.slow  # ~50 s; test_dense_recipes.py::test_edge_smoke_run_trains_on_the_teachers_stored_maps checks the
+#                   same on the default run (stored in memory); this one forces "disk" and its files
 def test_edge_recipe_reports_the_maps_in_results(tmp_path, capsys):
     from kd_keras.recipes.cli import main
 

@@ -2,11 +2,14 @@
 
 import json
 
+import pytest
+
 from test_recipe import run_cli
 
 from kd_keras.models import create_model
 
 
+@pytest.mark.slow  # ~50 s, three recipe runs; test_a_teacher_trained_by_the_run_is_always_scored stays in the default
 def test_loaded_teacher_scores_are_reused_only_for_the_same_key(tmp_path, capsys):
     teacher_file = tmp_path / "teacher.keras"
     create_model("resnet20", 10, (8, 8, 1), image_size=16).save(str(teacher_file))

@@ -56,6 +56,8 @@ def test_balanced_bce_ignores_unlabelled_crops_in_value_and_gradient():
     assert np.abs(grad[:2]).sum() > 0
 
 
+@pytest.mark.slow  # ~45 s, an edge recipe run (edges are parked); the transfer images' labels, zero loss and bad input
+#                   are checked above without training a recipe
 def test_a_kd_student_trains_on_its_transfer_set_and_the_baseline_does_not(tmp_path, capsys):
     folder = photos(tmp_path / "photos", [(96, 96)] * 4)
     out = tmp_path / "r"
