@@ -299,7 +299,8 @@ def check_models(cfg: Config, plans: list, new_model, input_shape=None, task=Non
         teacher = load_model_file(path, "teacher")
         loaded = LoadedTeacher(teacher, path, fmt, [])
     elif fmt:
-        teacher, notes = load_teacher_notes(path, input_shape, cfg.teacher.adapter, sample)
+        teacher, notes = load_teacher_notes(path, input_shape, cfg.teacher.adapter, sample,
+                                            classes=len(class_names) or None)
         loaded = LoadedTeacher(teacher, path, fmt, notes)
     else:
         teacher = build("teacher", cfg.teacher, weights="")

@@ -72,7 +72,7 @@ class LogProbabilities(keras.layers.Layer):
         return keras.ops.log(keras.ops.maximum(keras.ops.cast(p, "float32"), TINY))
 
 
-def load_keras_teacher(path, input_shape, adapter=None, sample=None, log=None):
+def load_keras_teacher(path, input_shape, adapter=None, sample=None, log=None, classes=None):
     """A `.keras` teacher of any architecture that takes the data's raw images and gives logits.
 
     Args:
@@ -83,6 +83,8 @@ def load_keras_teacher(path, input_shape, adapter=None, sample=None, log=None):
             range is inferred on them when the teacher has no preprocessing
             layer and none is declared, and the output is checked.
         log: where the sentences go (None: nowhere).
+        classes: the data's classes, if known: a teacher with another
+            number of outputs is not probed (the caller refuses it).
 
     Returns:
         `(model, notes)`: the teacher (the file's model itself when nothing
@@ -99,6 +101,8 @@ def load_keras_teacher(path, input_shape, adapter=None, sample=None, log=None):
         raise ValueError(f"teacher.adapter.layout = {config.layout!r} is for ONNX files; a Keras teacher takes NHWC "
                          f"images: drop teacher.adapter.layout.")
     user = load_model_file(path, "teacher")
+    if classes and user.outputs[0].shape[-1] != classes:
+        sample = None  # refused by the caller for its width: no value-range probe first
     th, tw, tc = image_input(user, "teacher", path)
     dh, dw, dc = tuple(input_shape)
     if tc is not None and tc != dc and not (dc == 1 and tc == 3):

@@ -35,11 +35,11 @@ def teacher_file(tc) -> tuple[str, str]:
     return (str(find_file(tc.weights)), fmt) if fmt else ("", "")
 
 
-def load_teacher_notes(path, input_shape, adapter=None, sample=None, threads: int = 2, log=None):
+def load_teacher_notes(path, input_shape, adapter=None, sample=None, threads: int = 2, log=None, classes=None):
     """`(model, notes)`: the teacher file as a Keras model over the data's raw images, and what was adapted."""
     fmt = teacher_format(path)
     if fmt == "keras":
-        return load_keras_teacher(path, input_shape, adapter, sample, log)
+        return load_keras_teacher(path, input_shape, adapter, sample, log, classes)
     if not fmt:
         raise ValueError(f"teacher {os.fspath(path)!r} is not a teacher file: pass a .keras, .onnx or .tflite file "
                          f"or a SavedModel folder.")
