@@ -151,8 +151,8 @@ def markdown_table(rows: list[dict], columns) -> str:
             kd_text += f"; teacher maps over {tta}"
         lines.append("| " + " | ".join([
             r["name"], r["role"], r["arch"], format_value(r["params"], "int"), f"{r['size_bytes'] / 1e6:.2f}",
-            *[format_value(r.get(key), fmt) for _, key, fmt in columns], f"{r['latency_ms_b1']:.2f}",
-            f"{r['throughput']:.0f}", _trained(r), kd_text or "-",
+            *[format_value(r.get(key), fmt) for _, key, fmt in columns], format_value(r.get("latency_ms_b1"), "f2"),
+            format_value(r.get("throughput"), "f0"), _trained(r), kd_text or "-",
         ]) + " |")
     return "\n".join(lines)
 
@@ -170,10 +170,11 @@ def model_notes(rows: list[dict], metric: str, format_delta) -> list[str]:
     images to every epoch; an entry's own `epochs`) is flagged with both counts: part of its gain can be the
     longer training.
     """
-    base = next(r for r in rows if r["role"] == "baseline")
+    bases = {r.get("pair", 1): r for r in rows if r["role"] == "baseline"}  # each KD student's own pair
     lines = []
     for r in rows:
         kd = r.get("kd") or {}
+        base = bases.get(r.get("pair", 1)) or next(iter(bases.values()))
         if r["role"] == "teacher" and r.get("source", "").startswith("loaded from"):
             lines.append(f"- teacher {r['arch']}: {r['source']}.")
         if r["role"] != "kd":

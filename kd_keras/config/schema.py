@@ -20,7 +20,8 @@ class DataConfig:
     """Where the images come from and how they are batched.
 
     Attributes:
-        source: classification: "digits", "npz", "folder", "tfds",
+        source: classification: "digits" or "fashion_mnist_small" (both
+            embedded), "npz", "folder", "tfds",
             "tiny_imagenet" or "mhist";
             edge detection: "shapes" (synthetic) or "bsds"; super-resolution:
             "skimage" or "folder".
@@ -34,6 +35,12 @@ class DataConfig:
         val_fraction: share of the training split held out for validation.
         batch_size: training batch size.
         limit: keep at most this many train/test examples (0: all).
+        labels_per_class: the students (the baseline and every KD
+            student) train on this many labelled images per class of the
+            training split, drawn with `train.seed` (0: all of them). A
+            teacher the recipe trains uses the whole split: the common case
+            of a teacher trained on more labelled data than the student gets
+            (Hinton et al. 2015 distilled with 3% of the labels).
         cache: keep decoded images in memory (turn off for data larger
             than RAM).
         scale: super-resolution factor (2, 3 or 4).
@@ -57,6 +64,7 @@ class DataConfig:
     val_fraction: float = 0.1
     batch_size: int = 64
     limit: int = 0
+    labels_per_class: int = 0
     cache: bool = True
     scale: int = 2
     patch_size: int = 0
@@ -172,6 +180,11 @@ class TrainConfig:
         schedule: "cosine" or "constant".
         warmup_epochs: linear warm-up epochs of the cosine schedule.
         seed: seed of weights, shuffling and augmentation.
+        pairs: how many times the baseline and each KD student are
+            trained, pair k from seed `seed + k - 1` (within a pair: the
+            same initial weights and the same batches). With more than one,
+            the results give the mean, spread and wins of each KD student
+            over its paired baseline.
         hard_loss: the supervised loss, `{ method = NAME, <options> }` with a
             name from `kd_keras.list_losses("supervised")`; empty: the task's
             default.
@@ -220,6 +233,7 @@ class TrainConfig:
     schedule: str = dataclasses.field(default="cosine", metadata={"choices": ("cosine", "constant")})
     warmup_epochs: int = 0
     seed: int = 0
+    pairs: int = 1
     hard_loss: dict = dataclasses.field(default_factory=dict)
     precise_bn_batches: int = 0
     teacher_cache: str = "auto"
@@ -329,6 +343,9 @@ class ReportConfig:
             test images only (0: all). The benchmark's matching takes about
             a minute per BSDS image at 99 thresholds on one CPU core.
         workers: processes for the edge benchmark (0: one per CPU).
+        export: after training, export the teacher (fp32) and the KD
+            students to TFLite, check parity and measure them (as
+            `--export`).
         export_quantize: with `--export`: the TFLite variants written for
             each KD student ("none" is fp32; also "fp16", "dynamic", "int8").
             The teacher is exported in fp32 for comparison.
@@ -346,6 +363,7 @@ class ReportConfig:
     edge_max_dist: float = 0.0075
     edge_max_images: int = 0
     workers: int = 0
+    export: bool = False
     export_quantize: list = dataclasses.field(default_factory=lambda: ["none", "int8"])
     export_threads: int = 2
     export_runs: int = 50

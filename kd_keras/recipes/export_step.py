@@ -23,8 +23,9 @@ SUFFIX = {"none": "fp32", "fp16": "fp16", "dynamic": "dynamic", "int8": "int8"}
 
 
 def plan(rows: list[dict], quantize: list[str]) -> list[tuple[str, str]]:
-    """(model name, quantisation) pairs: the teacher in fp32, every KD student in each mode."""
-    return [("teacher", "none")] + [(r["name"], q) for r in rows if r["role"] == "kd" for q in quantize]
+    """(model name, quantisation) pairs: the teacher in fp32, every KD student (of the first pair) in each mode."""
+    return [("teacher", "none")] + [(r["name"], q) for r in rows if r["role"] == "kd" and r.get("pair", 1) == 1
+                                    for q in quantize]
 
 
 def export_and_measure(runner, rows: list[dict]) -> list[dict]:

@@ -30,9 +30,11 @@ from kd_keras.distiller import Distiller
 from kd_keras.teachers.files import describe, file_teacher_layer
 from kd_keras.training.interrupt import StopBetweenSteps
 from kd_keras.models import pretrained_weights
+from kd_keras.models.registry import shipped_weights
 from kd_keras.training.precise_bn import PreciseBatchNorm
 from kd_keras.training.precision import as_float32
 from kd_keras.cli.lock import OutputLock, check_out_dir
+from kd_keras.recipes import paired
 from kd_keras.recipes.plot import results_png
 from kd_keras.recipes.resume import Progress
 from kd_keras.recipes.scores import evaluate_stored
@@ -55,7 +57,7 @@ class Runner:
     def __init__(self, cfg: Config, task, out_dir: str, overwrite: bool = False, log=print, command: str = "",
                  export: bool = False):
         self.cfg, self.task, self.out_dir, self.log = cfg, task, out_dir, log
-        self.command, self.export = command, export
+        self.command, self.export = command, export or cfg.report.export
         check_out_dir(out_dir, overwrite)
         self.created_out_dir = not os.path.exists(out_dir)
         self.plans = validate(cfg, task, out_dir)
@@ -74,6 +76,7 @@ class Runner:
             self._remove_empty_folders()
             raise
         self.teacher_source = None
+        self.seed = cfg.train.seed  # the current pair's seed (pair k: train.seed + k - 1)
         self._steps: list[str] = []
 
     # ---------------------------------------------------------------- train
@@ -104,7 +107,7 @@ class Runner:
                  f"{', ' + how if how else ''})")
         if backup is not None and backup.saved_epoch:
             self.log(f"   resuming {name} from its backup after epoch {backup.saved_epoch} of {epochs}")
-        keras.utils.set_random_seed(t.seed)
+        keras.utils.set_random_seed(self.seed)
         start = time.perf_counter()
         with stop:
             distiller.fit(train_ds, validation_data=self.val_ds, epochs=epochs, callbacks=callbacks,
@@ -130,9 +133,10 @@ class Runner:
         """
         if self.teacher_source is None:
             self.teacher_source = TeacherSource(self.cfg, self.task, self.splits, self.out_dir, self.log)
+        self.teacher_source.seed = self.seed
         # A new pipeline per model: its seeded shuffles and crops then start over, so the baseline and every KD
-        # student see the same batches (a reused dataset would carry on where the previous model left it).
-        default_ds = self.task.pipelines(splits or self.splits, data or self.cfg.data, self.cfg.train.seed)[0]
+        # student of a pair see the same batches (a reused dataset would carry on where the previous model left it).
+        default_ds = self.task.pipelines(splits or self.splits, data or self.cfg.data, self.seed)[0]
         ds, how, info = self.teacher_source.train_data(distiller, default_ds, data, splits, tta)
         self.teacher_info = info
         return ds, how
@@ -176,8 +180,9 @@ class Runner:
             return self._loaded_teacher(loaded.model, f"{loaded.path}, run by {about['runtime']}"
                                         + "".join(f"; {n}" for n in loaded.notes[1:]))
         if tc.weights in pretrained_weights(tc.model):
-            self._header("teacher", f"teacher: {tc.model} with its published {tc.weights!r} weights")
-            return self._loaded_teacher(self._new_model(tc, self.cfg.train.seed), f"its published {tc.weights!r} weights")
+            kind = "shipped" if tc.weights in shipped_weights(tc.model) else "published"
+            self._header("teacher", f"teacher: {tc.model} with its {kind} {tc.weights!r} weights")
+            return self._loaded_teacher(self._new_model(tc, self.cfg.train.seed), f"its {kind} {tc.weights!r} weights")
         if tc.weights and tc.weights != "imagenet":
             path = find_file(tc.weights)
             if path.exists():
@@ -227,7 +232,7 @@ class Runner:
         """Logs a step's header, `== [k/n] text`: teacher, baseline, each KD student, timing (a step keeps its k)."""
         if step not in self._steps:
             self._steps.append(step)
-        total = 3 + len(self.plans)
+        total = 2 + self.cfg.train.pairs * (1 + len(self.plans))
         self.log(f"\n== [{self._steps.index(step) + 1}/{total}] {text}")
 
     def _forget_failed_start(self) -> None:
@@ -268,39 +273,19 @@ class Runner:
                  f"{s.num_val} val / {s.num_test} test{classes}, images {s.input_shape}")
         self.train_ds, self.val_ds, self.test_ds = self.task.pipelines(s, cfg.data, cfg.train.seed)
         transfer = transfer_splits(self.task, s, self.plans, cfg.data, self.log)  # read before anything trains
+        students = self._labelled_subset() if cfg.data.labels_per_class else None  # checked before the teacher
 
         rows, self.trained, self.saved, self.as_trained = [], {}, {}, {}
         teacher, seconds, source = self._trained("teacher", self._teacher)
         rows.append(self._row("teacher", "teacher", teacher, seconds, None, source))
         teacher = self.as_trained.get("teacher", teacher)
 
-        def train_baseline():
-            model = self._new_model(cfg.student, cfg.train.seed)
-            return model, self._fit("baseline", "baseline", model)[0], None
-
-        baseline, seconds, _ = self._trained("baseline", train_baseline)
-        rows.append(self._row("baseline", "baseline", baseline, seconds, None))
-        rows[-1]["steps"] = cfg.train.epochs * self._steps_per_epoch(s)  # optimizer steps: the training budget
-
-        for d, losses in self.plans:
-            def train_kd(d=d, losses=losses):
-                m = ModelConfig(**d.student) if d.student else cfg.student
-                model = self._new_model(m, cfg.train.seed)  # same init as the baseline
-                seconds, how = self._fit("kd", d.name, model, teacher, losses, [l.weight for l in d.losses],
-                                         d.student_loss_weight, epochs=d.epochs or None,
-                                         warmup_epochs=d.warmup_epochs, data=d.data_config(cfg.data),
-                                         splits=transfer.get(d.name), tta=(d.teacher_scales, d.teacher_flip))
-                return model, seconds, [how, self.teacher_info]
-
-            student, seconds, (how, info) = self._trained(d.name, train_kd)
-            kd = {"student_loss_weight": d.student_loss_weight, "own_student": bool(d.student),
-                  "epochs": d.epochs or cfg.train.epochs, "warmup_epochs": d.warmup_epochs, "augment": dict(d.augment),
-                  "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses],
-                  "teacher_outputs": how, "teacher_cache": info, "transfer": list(d.transfer),
-                  "transfer_images": transfer[d.name].num_train - s.num_train if d.name in transfer else 0,
-                  "teacher_scales": list(d.teacher_scales), "teacher_flip": d.teacher_flip}
-            rows.append(self._row(d.name, "kd", student, seconds, kd))
-            rows[-1]["steps"] = kd["epochs"] * self._steps_per_epoch(transfer.get(d.name, s))
+        if students is not None:
+            self._scarce_labels(students, source)
+        for k in range(cfg.train.pairs):
+            self.seed = cfg.train.seed + k
+            self._train_pair(k + 1, rows, teacher, transfer)
+        s = self.splits
         for name, model in self.task.reference_models(s, cfg.data).items():
             rows.append(self._row(name, "reference", model, None, None, "not trained"))
         self._measure(rows)
@@ -312,6 +297,59 @@ class Runner:
         results = self._write(rows, exported)
         self.progress.clear()
         return results
+
+    def _labelled_subset(self):
+        """The students' splits: `data.labels_per_class` labelled images per class (`kd_keras.data.subsets`)."""
+        from kd_keras.data.subsets import labelled_subset
+
+        return labelled_subset(self.splits, self.cfg.data.labels_per_class, self.cfg.train.seed)
+
+    def _scarce_labels(self, students, teacher_source: str) -> None:
+        """From here on the students' training split is `students` (the teacher's was the whole split)."""
+        n, per_class = self.splits.num_train, self.cfg.data.labels_per_class
+        self.splits = students
+        self.train_ds = self.task.pipelines(self.splits, self.cfg.data, self.cfg.train.seed)[0]
+        self.teacher_source = None  # its caches are of the teacher's training images
+        whose = "the teacher trained on all of them" if teacher_source == "trained by this run" else \
+            "the teacher comes from elsewhere"
+        self.log(f"data: the students train on {self.splits.num_train:,} of the {n:,} training images "
+                 f"({per_class} per class, drawn with seed {self.cfg.train.seed}; data.labels_per_class); {whose}")
+
+    def _train_pair(self, pair: int, rows: list, teacher, transfer: dict) -> None:
+        """Trains pair `pair`'s baseline and KD students from seed `self.seed`: one initial weights, one batch order."""
+        cfg, s = self.cfg, self.splits
+        suffix = "" if pair == 1 else f"_pair{pair}"
+
+        def train_baseline():
+            model = self._new_model(cfg.student, self.seed)
+            return model, self._fit("baseline", "baseline" + suffix, model)[0], None
+
+        baseline, seconds, _ = self._trained("baseline" + suffix, train_baseline)
+        rows.append(self._row("baseline" + suffix, "baseline", baseline, seconds, None))
+        rows[-1].update(steps=cfg.train.epochs * self._steps_per_epoch(s), pair=pair, seed=self.seed)  # the budget
+
+        for d, losses in self.plans:
+            name = d.name + suffix
+
+            def train_kd(d=d, losses=losses, name=name):
+                m = ModelConfig(**d.student) if d.student else cfg.student
+                model = self._new_model(m, self.seed)  # same init as the pair's baseline
+                seconds, how = self._fit("kd", name, model, teacher, losses, [l.weight for l in d.losses],
+                                         d.student_loss_weight, epochs=d.epochs or None,
+                                         warmup_epochs=d.warmup_epochs, data=d.data_config(cfg.data),
+                                         splits=transfer.get(d.name), tta=(d.teacher_scales, d.teacher_flip))
+                return model, seconds, [how, self.teacher_info]
+
+            student, seconds, (how, info) = self._trained(name, train_kd)
+            kd = {"entry": d.name, "student_loss_weight": d.student_loss_weight, "own_student": bool(d.student),
+                  "epochs": d.epochs or cfg.train.epochs, "warmup_epochs": d.warmup_epochs, "augment": dict(d.augment),
+                  "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses],
+                  "teacher_outputs": how, "teacher_cache": info, "transfer": list(d.transfer),
+                  "transfer_images": transfer[d.name].num_train - s.num_train if d.name in transfer else 0,
+                  "teacher_scales": list(d.teacher_scales), "teacher_flip": d.teacher_flip}
+            rows.append(self._row(name, "kd", student, seconds, kd))
+            rows[-1].update(steps=kd["epochs"] * self._steps_per_epoch(transfer.get(d.name, s)), pair=pair,
+                            seed=self.seed)
 
     def _row(self, name, role, model, seconds, kd, source=None) -> dict:
         size = self.saved.get(name) or save_model(model, os.path.join(self.out_dir, f"{name}.keras"))
@@ -332,30 +370,38 @@ class Runner:
         return row
 
     def _measure(self, rows) -> None:
-        """Times every model after all training, interleaved, under the same conditions."""
+        """Times every model after all training, interleaved, under the same conditions.
+
+        Of paired runs, the first pair is timed: the others are the same architectures.
+        """
         rep = self.cfg.report
+        rows = [r for r in rows if r.get("pair", 1) == 1]
         self._header("timing", f"timing {len(rows)} models (batch-1 latency, batch-{rep.throughput_batch} throughput)")
         self.timing_shape = self.task.timing_shape(self.splits, rep)
-        speed = report.measure_speed(self.trained, self.timing_shape, rep.latency_runs, rep.throughput_batch,
-                                     rep.rounds)
+        speed = report.measure_speed({r["name"]: self.trained[r["name"]] for r in rows}, self.timing_shape,
+                                     rep.latency_runs, rep.throughput_batch, rep.rounds)
         for r in rows:
             r.update(speed[r["name"]], latency_runs=rep.rounds * rep.latency_runs,
                      throughput_batch=rep.throughput_batch, latency_input_shape=list(self.timing_shape))
 
     def _write(self, rows, exported=()) -> dict:
         metric, cfg, s = self.task.metric, self.cfg, self.splits
-        by_role = {r["role"]: r for r in rows if r["role"] != "kd"}
-        t_val, b_val = by_role["teacher"][metric], by_role["baseline"][metric]
+        t_val = next(r for r in rows if r["role"] == "teacher")[metric]
+        baselines = {r["pair"]: r for r in rows if r["role"] == "baseline"}
         for r in rows:
             if r["role"] == "kd":
+                b_val = baselines[r["pair"]][metric]
                 gap = t_val - b_val
                 own = r["kd"].get("own_student")
                 r["gap_recovered"] = (r[metric] - b_val) / gap if gap > 0 and not own else None
+        summaries = paired.summaries(rows, metric)
         results = {
             "recipe": cfg.name, "task": self.task.name, "metric": metric, "command": self.command,
             "data": {"description": s.description, "synthetic": s.synthetic, "num_train": s.num_train,
                      "num_val": s.num_val, "num_test": s.num_test, "num_classes": s.num_classes,
                      "input_shape": list(s.input_shape), "skipped_train_images": getattr(s, "skipped", 0)},
+            "summary": next(iter(summaries.values()), None),
+            "summaries": summaries,
             "models": rows,
             "exported": list(exported),
             "environment": {"date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -371,6 +417,7 @@ class Runner:
         lines += [f"Data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}, {s.num_train} train / "
                   f"{s.num_val} val / {s.num_test} test images. Metrics are on the test split.", "", table, ""]
         lines += report.model_notes(rows, metric, self.task.format_delta)
+        lines += paired.markdown(rows, summaries, metric, self.task)
         lines += ["", *self.task.report_notes(rows)]
         shape = "x".join(str(d) for d in self.timing_shape)
         lines += ["", f"Latency: median of {cfg.report.rounds * cfg.report.latency_runs} batch-1 calls "
@@ -384,7 +431,8 @@ class Runner:
         lines += ["", "![results: metric against latency and size, and training curves](results.png)"]
         md = "\n".join(lines) + "\n"
         results_png(rows, metric, self.task.metric_label or metric, self.out_dir,
-                    f"{cfg.name}: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}")
+                    f"{cfg.name}: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}", summaries,
+                    self.task.format_delta)
         report.write_json_atomic(os.path.join(self.out_dir, "results.json"), results)
         report.write_text_atomic(os.path.join(self.out_dir, "results.md"), md)
         self.log("\n" + md)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -12,7 +13,7 @@ from kd_keras.data.sources import missing_tfds
 from kd_keras.export.converters import QUANTIZE
 from kd_keras.losses import create_loss
 from kd_keras.models import list_models
-from kd_keras.models.registry import check_pretrained, pretrained_weights
+from kd_keras.models.registry import check_pretrained, pretrained_weights, shipped_weights, shipped_weights_path
 from kd_keras.models.files import import_custom_objects, is_model_file, load_model_file
 from kd_keras.teachers.files import FORMAT_NAMES, check_adapter
 from kd_keras.teachers.load import load_teacher_notes, teacher_file, teacher_format
@@ -73,6 +74,15 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
     check_choices(cfg)  # train.optimizer, schedule, precision, strategy: their values are declared in the schema
     if t.epochs < 1 or cfg.teacher.epochs < 0:
         raise ValueError(f"train.epochs must be >= 1 and teacher.epochs >= 0, got {t.epochs} and {cfg.teacher.epochs}.")
+    if isinstance(t.pairs, bool) or not isinstance(t.pairs, int) or t.pairs < 1:
+        raise ValueError(f"train.pairs (--pairs) must be an integer >= 1 (baseline and KD students trained that many "
+                         f"times, paired), got {t.pairs!r}; --pairs 1 trains one of each.")
+    if cfg.data.labels_per_class < 0:
+        raise ValueError(f"data.labels_per_class must be >= 0 (0: every training image), got "
+                         f"{cfg.data.labels_per_class}.")
+    if cfg.data.labels_per_class and task is not None and task.name != "classification":
+        raise ValueError(f"data.labels_per_class applies to classification; a {task.name} recipe trains on every "
+                         f"training image: remove it.")
     if t.precise_bn_batches < 0:
         raise ValueError(f"train.precise_bn_batches must be >= 0 (0: off), got {t.precise_bn_batches}.")
     check_teacher_cache(cfg, task, out_dir)
@@ -99,8 +109,9 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
     plans, names = [], set()
     for i, d in enumerate(cfg.distill):
         where = f"distill.{i}"
-        if d.name in RESERVED or d.name in names or not d.name:
-            raise ValueError(f"{where}.name must be unique and not {' or '.join(RESERVED)}, got {d.name!r}.")
+        if d.name in RESERVED or d.name in names or not d.name or re.search(r"_pair\d+$", d.name):
+            raise ValueError(f"{where}.name must be unique, not {' or '.join(RESERVED)}, and not end in _pair<N> "
+                             f"(the names of paired runs), got {d.name!r}.")
         names.add(d.name)
         if d.student:
             unknown = sorted(set(d.student) - {"model", "options"})
@@ -253,6 +264,9 @@ def check_teacher_weights(cfg: Config) -> None:
     if teacher_format(tc.model):
         return  # a teacher file: checked by check_model_file
     named = pretrained_weights(tc.model)
+    if tc.weights in shipped_weights(tc.model):
+        shipped_weights_path(tc.model, tc.weights)  # there and unchanged, before any data loads
+        return
     if (tc.weights and tc.weights != "imagenet" and tc.weights not in named and not tc.train_if_missing
             and not find_file(tc.weights).exists()):
         hint = f" or one of {tc.model}'s named weights ({', '.join(named)})" if named else ""

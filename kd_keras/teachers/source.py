@@ -80,6 +80,7 @@ class TeacherSource:
         t = cfg.train
         self.directory = t.teacher_cache_dir or os.path.join(out_dir, "teacher_cache")
         self.outputs_cache, self.views_caches, self.maps_cache = None, {}, None
+        self.seed = t.seed  # of shuffling and augmentation; the runner sets each pair's
 
     def train_data(self, distiller, default_ds, data=None, splits=None, tta=None):
         """`(dataset, how, info)`: the batches, a sentence on the teacher's source, and the cache's record.
@@ -119,7 +120,7 @@ class TeacherSource:
         scales, flip = tta or ((), False)
         cache.scales, cache.flip = tuple(float(x) for x in scales) or (1.0,), bool(flip)
         maps = cache.maps(self.task.map_images(splits))
-        train, _, _ = self.task.pipelines(splits, data, t.seed, TeacherTargets("maps", maps, cache.layout))
+        train, _, _ = self.task.pipelines(splits, data, self.seed, TeacherTargets("maps", maps, cache.layout))
         last = cache.last
         where = "in memory" if last["mode"] == "memory" else "on disk"
         when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"
@@ -138,7 +139,7 @@ class TeacherSource:
         cache.extract = distiller.teacher_outputs
         cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
         outputs = cache.outputs(self.task.train_examples(splits, data))
-        train, _, _ = self.task.pipelines(splits, data, t.seed, TeacherTargets("outputs", outputs))
+        train, _, _ = self.task.pipelines(splits, data, self.seed, TeacherTargets("outputs", outputs))
         last = cache.last
         where = "in memory" if last["mode"] == "memory" else "on disk"
         when = f"computed in one pass of {last['seconds']:.1f} s" if last["computed"] else "reused"
@@ -164,7 +165,7 @@ class TeacherSource:
                                     f"feature maps {', '.join(features)} of {t.teacher_views} views per image would "
                                     f"take {mb:,.0f} MB, above train.teacher_cache_memory_mb"), {"mode": "live"}
         stored = cache.views(examples)
-        train, _, _ = self.task.pipelines(splits, data, t.seed, TeacherTargets("views", stored))
+        train, _, _ = self.task.pipelines(splits, data, self.seed, TeacherTargets("views", stored))
         info = stored.info
         when = (f"computed in one pass of {info['pass_seconds']:.1f} s" if info["computed"]
                 else f"reused from an earlier pass of {info['pass_seconds']:.1f} s")
