@@ -78,13 +78,18 @@ def seeing_this_interpreter(own_site):
 
 
 def test_the_installed_wheel_runs_the_recipes_from_another_folder(tmp_path):
-    """Every shipped recipe and no teacher in the wheel; the three defaults and a recipe by name run outside."""
+    """Every shipped recipe and the default's assets in the wheel; the three defaults and a recipe by name run
+    outside."""
     python, wheel, outside = build_and_install(tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     packed = sorted(Path(n).name for n in names if n.startswith("kd_keras/recipe_files/"))
     assert packed == sorted(p.name for p in (REPO_ROOT / "recipes").glob("*.toml"))
-    assert not [n for n in names if n.endswith(".keras")]  # the shipped teachers stay out: see the README
-    assert os.path.getsize(wheel) < 2e6
+    # The default's data and teacher are in (with their licence and card), every other teacher stays out
+    assets = {"fashion_mnist_small.npz", "fashion_mnist_small_resnet20.keras", "fashion_mnist_small_resnet20.md",
+              "FASHION_MNIST_LICENSE.txt"}
+    assert assets <= {Path(n).name for n in names if n.startswith("kd_keras/assets/")}
+    assert [n for n in names if n.endswith(".keras")] == ["kd_keras/assets/fashion_mnist_small_resnet20.keras"]
+    assert os.path.getsize(wheel) < 10e6
     alone = {"PYTHONPATH": None}  # a PYTHONPATH naming the clone would put its kd_keras first
     where = run([python, "-c", "import kd_keras, keras; print(kd_keras.__file__, kd_keras.__version__)"],
                 cwd=outside, env=alone)

@@ -28,6 +28,8 @@ HEAVY = {"resnet50", "resnet101", "bit_m_r50x1", "efficientnet_b3"}
 # Recipes whose smoke run another default test already makes, on data of their own layout: here they are opt-in
 # too (pytest -m slow), so the default suite does not train the same recipe twice.
 COVERED = {"digits": "test_recipe.py::test_default_recipe_smoke_writes_results",
+           "fashion_mnist_small": "test_default_recipe.py::test_default_smoke_run_summarises_pairs_and_exports_int8_"
+                                  "with_parity",
            "edges_synthetic": "test_dense_recipes.py::edge_run (the edge-detection default)",
            "sr_skimage": "test_dense_recipes.py::sr_run (the super-resolution default)",
            "bsds500": "test_dense_recipes.py::test_bsds_recipe_smoke_runs_on_a_made_folder",

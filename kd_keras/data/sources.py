@@ -2,7 +2,7 @@
 
 Sources:
     digits  scikit-learn's `load_digits` (1,797 real 8x8 handwritten digits,
-            shipped inside scikit-learn): the offline default.
+            shipped inside scikit-learn): the fastest smoke run.
     npz     arrays `x_train`, `y_train`, `x_test`, `y_test` in one `.npz`
             (the format of `shared/data/*.npz`).
     folder  a folder of class sub-folders, with optional `train/`, `val/`,
@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from kd_keras.data.images import read_image
 
-SOURCES = ("digits", "npz", "folder", "tfds", "tiny_imagenet", "mhist")
+SOURCES = ("digits", "fashion_mnist_small", "npz", "folder", "tfds", "tiny_imagenet", "mhist")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -78,6 +78,12 @@ def load(source: str, path: str | None = None, name: str | None = None, data_dir
     if source == "digits":
         arrays, desc = _digits(), "sklearn load_digits (real 8x8 handwritten digits)"
         return _from_arrays(*arrays, None, desc, val_fraction, seed, limit, image_size)
+    if source == "fashion_mnist_small":
+        from kd_keras.assets import asset_path
+
+        x_tr, y_tr, x_te, y_te, names = _npz(str(asset_path("fashion_mnist_small.npz", "the embedded data file")))
+        desc = "Fashion-MNIST subset (embedded; MIT licence, Zalando SE)"
+        return _from_arrays(x_tr, y_tr, x_te, y_te, names, desc, val_fraction, seed, limit, image_size)
     if source == "npz":
         x_tr, y_tr, x_te, y_te, names = _npz(_require_path(path, "npz file", must_be_file=True))
         return _from_arrays(x_tr, y_tr, x_te, y_te, names, f"npz {path}", val_fraction, seed, limit, image_size)

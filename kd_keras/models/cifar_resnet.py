@@ -32,9 +32,14 @@ def cifar_resnet(num_classes, input_shape, depth: int, filters, name: str, image
     return keras.Model(inputs, classifier(x, num_classes), name=name)
 
 
-@register_model(role="teacher")
+@register_model(role="teacher", shipped={"fashion_mnist_small": "fashion_mnist_small_resnet20.keras"})
 def resnet20(num_classes, input_shape, image_size=None):
-    """CIFAR ResNet-20, 0.27M parameters."""
+    """CIFAR ResNet-20, 0.27M parameters.
+
+    Shipped weights `"fashion_mnist_small"`: trained on the embedded
+    Fashion-MNIST subset, 28x28x1, 10 classes (the default recipe's
+    teacher; card: `kd_keras/assets/fashion_mnist_small_resnet20.md`).
+    """
     return cifar_resnet(num_classes, input_shape, 20, (16, 16, 32, 64), "resnet20", image_size)
 
 

