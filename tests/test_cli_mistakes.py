@@ -155,7 +155,8 @@ def test_ctrl_c_ends_in_one_line_that_says_how_to_resume(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONUNBUFFERED"] = "1"  # each epoch line as it is printed, not when a pipe buffer fills
-    proc = subprocess.Popen([sys.executable, "-m", "kd_keras.recipes.classification", "--set", "train.epochs=50",
+    proc = subprocess.Popen([sys.executable, "-m", "kd_keras.recipes.classification", "--config", "digits",
+                             "--set", "train.epochs=50",
                              "--set", "teacher.epochs=50", "--set", "data.limit=256", "--out", "run"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             # a suite started in the background (`cmd &`) ignores SIGINT, and so would the child

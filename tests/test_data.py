@@ -50,7 +50,7 @@ def test_npz_errors(tmp_path):
         load("npz", path="/no/such.npz")
     with pytest.raises(ValueError, match="path is not set"):
         load("npz")
-    with pytest.raises(ValueError, match="unknown dataset source 'cifar'; valid sources: digits, npz, folder, tfds"):
+    with pytest.raises(ValueError, match="unknown dataset source 'cifar'; valid sources: digits, fashion_mnist_small, npz, folder, tfds"):
         load("cifar")
 
 

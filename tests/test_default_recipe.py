@@ -26,8 +26,10 @@ def test_the_default_command_runs_the_fashion_recipe():
     assert classification.DEFAULT == "fashion_mnist_small.toml"
 
 
-def test_pairs_share_initial_weights_and_batches_and_differ_between_pairs(tmp_path, capsys, monkeypatch):
-    """Each fit records its student's first weights and the label order of one pass over its batches."""
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The default command in smoke mode (3 pairs, int8 export), each fit recording its student's first weights
+    and the label order of one pass over its batches."""
     from kd_keras.distiller import Distiller
 
     seen = {}
@@ -39,22 +41,26 @@ def test_pairs_share_initial_weights_and_batches_and_differ_between_pairs(tmp_pa
         seen[self.name.removesuffix("_distiller")] = (self.student.get_weights()[0].copy(), labels)
         return fit(self, x, *args, **kwargs)
 
-    monkeypatch.setattr(Distiller, "fit", recording_fit)
-    out = tmp_path / "run"
-    code, err = run_cli(capsys, "--smoke", "--pairs", "2", "--out", str(out), "--set", "report.export=false")
-    assert code == 0, err
-    assert set(seen) == {"baseline", "kd", "baseline_pair2", "kd_pair2"}
-    for a, b in (("baseline", "kd"), ("baseline_pair2", "kd_pair2")):
+    out = tmp_path_factory.mktemp("default") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Distiller, "fit", recording_fit)
+        code = main("classification", DEFAULT, ["--smoke", "--out", str(out)])
+    assert code == 0
+    return out, seen
+
+
+def test_pairs_share_initial_weights_and_batches_and_differ_between_pairs(smoke_run):
+    _, seen = smoke_run
+    assert set(seen) == {"baseline", "kd", "baseline_pair2", "kd_pair2", "baseline_pair3", "kd_pair3"}
+    for a, b in (("baseline", "kd"), ("baseline_pair2", "kd_pair2"), ("baseline_pair3", "kd_pair3")):
         np.testing.assert_array_equal(seen[a][0], seen[b][0])  # the same initial weights
         np.testing.assert_array_equal(seen[a][1], seen[b][1])  # the same images in the same order
     assert not np.array_equal(seen["baseline"][0], seen["baseline_pair2"][0])
     assert not np.array_equal(seen["baseline"][1], seen["baseline_pair2"][1])
 
 
-def test_default_smoke_run_summarises_pairs_and_exports_int8_with_parity(tmp_path, capsys):
-    out = tmp_path / "run"
-    code, err = run_cli(capsys, "--smoke", "--out", str(out))
-    assert code == 0, err
+def test_default_smoke_run_summarises_pairs_and_exports_int8_with_parity(smoke_run):
+    out = smoke_run[0]
     results = json.loads((out / "results.json").read_text())
     s = results["summary"]
     assert s["pairs"] == 3 and s["entry"] == "kd"

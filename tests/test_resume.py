@@ -11,7 +11,7 @@ from kd_keras.config import REPO_ROOT
 
 
 def command(out):
-    return [sys.executable, "-m", "kd_keras.recipes.classification", "--out", str(out),
+    return [sys.executable, "-m", "kd_keras.recipes.classification", "--config", "digits", "--out", str(out),
             "--set", "teacher.epochs=1", "--set", "train.epochs=12", "--set", "data.limit=0",
             "--set", "report.latency_runs=20", "--set", "report.rounds=1", "--set", "report.throughput_batch=8"]
 

@@ -120,12 +120,12 @@ def flag_overrides(args, task_name: str, given: list, default_config: str) -> li
             out.append(f"data.path={quote(args.data)}")
         if os.path.abspath(args.config) == os.path.abspath(default_config) and not _default_data(default_config,
                                                                                                 args.data):
-            # The default recipe on other data: its settings, but every image labelled, a teacher trained in the run
-            # unless --teacher gives one, and one pair unless --pairs says more.
-            stem = Path(args.data.rstrip("/\\")).stem or "data"
-            out += [f"name={quote(stem)}", "data.labels_per_class=0", "teacher.weights=\"\""]
-            if args.pairs is None:
-                out.append("train.pairs=1")
+            stem = Path(args.data.rstrip("/\\")).stem or "data"  # the default recipe on other data
+            out.append(f"name={quote(stem)}")
+            if task_name == "classification":  # every image labelled, the teacher trained in the run unless
+                out += ["data.labels_per_class=0", "teacher.weights=\"\""]  # --teacher gives one, one pair unless
+                if args.pairs is None:  # --pairs says more
+                    out.append("train.pairs=1")
     for role, value in (("teacher", args.teacher), ("student", args.student)):
         if value:
             out += [f"{role}.model={quote(value)}", f"{role}.options={{}}", f"{role}.weights=\"\""]
