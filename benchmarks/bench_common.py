@@ -10,7 +10,8 @@ import sys
 def run_cli(argv, parse, bench_cls, print_report) -> int:
     """Parses, builds the benchmark, runs it, prints and writes `<out>/result.json`.
 
-    Returns 0 if every target in `result["met"]` is met, 1 if not, 2 on bad input (one line on stderr).
+    Returns 0 when it ran (a missed target is said in the report and in `result["met"]`), 2 on bad input (one
+    line on stderr).
     """
     try:
         args = parse(argv)
@@ -23,7 +24,7 @@ def run_cli(argv, parse, bench_cls, print_report) -> int:
     from kd_keras.benchmark.report import write_json_atomic
 
     write_json_atomic(os.path.join(args.out, "result.json"), result)
-    return 0 if all(result["met"].values()) else 1
+    return 0
 
 
 def check_paths(files: dict = None, folders: dict = None) -> None:

@@ -213,7 +213,7 @@ class Distiller(keras.distillation.Distiller):
         keras.Model.compile(self, optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, *, augment=None, teacher_cache=None,
-            teacher_views: int = 16, teacher_cache_dir: str | None = None, seed: int = 0, validation_data=None,
+            teacher_views="epochs", teacher_cache_dir: str | None = None, seed: int = 0, validation_data=None,
             **kwargs):
         """Keras' `fit`; with `augment` or `teacher_cache`, from arrays of raw images with the teacher cached.
 
@@ -231,7 +231,8 @@ class Distiller(keras.distillation.Distiller):
                 teacher run once on each), "outputs" (once per image, fixed
                 inputs), "auto" (the one that fits `augment`, else a live
                 teacher) or "off" (the teacher runs in every step).
-            teacher_views: K, the views stored per image.
+            teacher_views: K, the views stored per image: "epochs" (one per
+                epoch, each epoch a new view) or an integer (cycled).
             teacher_cache_dir: keep the teacher's outputs on disk here and
                 reuse them in later calls (None: memory only).
             seed: the seed of shuffling, augmentation and the views.
@@ -253,8 +254,10 @@ class Distiller(keras.distillation.Distiller):
             raise ValueError("compile() the distiller before fit(), e.g. distiller.compile(\"adam\", "
                              "keras.losses.CategoricalCrossentropy(from_logits=True), metrics=[\"accuracy\"]).")
         batch_size = batch_size or 32
+        kwargs["callbacks"] = list(kwargs.get("callbacks") or [])
         ds, self.teacher_cache_info = training_batches(self, x, y, batch_size, augment, teacher_cache or "auto",
-                                                       teacher_views, seed, teacher_cache_dir)
+                                                       teacher_views, seed, teacher_cache_dir, epochs=epochs,
+                                                       callbacks=kwargs["callbacks"])
         val = validation_batches(validation_data, int(self.student.outputs[0].shape[-1]), batch_size)
         kwargs["shuffle"] = False  # the batches are shuffled with `seed`
         return super().fit(ds, epochs=epochs, validation_data=val, **kwargs)

@@ -19,7 +19,7 @@ def test_kd_views_benchmark_runs_resumes_and_reuses_its_pass(tmp_path, capsys):
     args = ["--config", "recipes/digits.toml", "--teacher", str(teacher), "--views", "2", "--seeds", "0",
             "--epochs", "1", "--timing-epochs", "2", "--rounds", "1", "--limit", "200", "--out", str(tmp_path / "b")]
     code = bench.main(args)
-    assert code in (0, 1)  # 1: a target missed; timings on a busy test machine are not the benchmark's
+    assert code == 0  # a missed target is reported, not an error
     r = json.loads((tmp_path / "b" / "result.json").read_text())
     assert set(r["epoch_seconds"]) == set(bench.TIMED) and all(t > 0 for t in r["epoch_seconds"].values())
     assert r["pass_computed"] and r["pass_seconds"] > 0 and r["teacher_epoch_seconds"] > 0
@@ -30,7 +30,7 @@ def test_kd_views_benchmark_runs_resumes_and_reuses_its_pass(tmp_path, capsys):
     assert "KD views / baseline epoch" in printed and "KD views - KD live:" in printed
 
     code = bench.main(args)  # the same command again: nothing retrained, the pass read from disk
-    assert code in (0, 1)
+    assert code == 0
     again = json.loads((tmp_path / "b" / "result.json").read_text())
     assert not again["pass_computed"] and again["accuracy"] == r["accuracy"]
     assert printed.count("KD views/K2/seed0/epochs1") == 1 and "done by an earlier run" in capsys.readouterr().out
@@ -41,4 +41,4 @@ def test_kd_views_benchmark_refuses_bad_input(tmp_path, capsys):
     assert bench.main(["--teacher", str(tmp_path / "none.keras")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert bench.main(["--teacher", __file__, "--views", "0"]) == 2
-    assert "--views must be >= 1" in capsys.readouterr().err
+    assert "--views must be \"epochs\" or >= 1" in capsys.readouterr().err

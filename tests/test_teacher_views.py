@@ -202,7 +202,7 @@ def test_pipeline_refuses_views_drawn_for_another_augmentation(data):
 
 
 def test_bad_views_arguments_are_explained():
-    with pytest.raises(ValueError, match="train.teacher_views must be an integer >= 1 .*got 0"):
+    with pytest.raises(ValueError, match="train.teacher_views must be .*an integer >= 1 .*got 0"):
         TeacherViewsCache(None, "", AugmentConfig(flip=True), SHAPE, CLASSES, views=0)
     with pytest.raises(ValueError, match="cannot replay this augmentation: randaugment"):
         TeacherViewsCache(None, "", AugmentConfig(randaugment=True), SHAPE, CLASSES)
@@ -226,7 +226,7 @@ def test_recipe_uses_stored_views_for_replayable_augmentation(tmp_path, capsys):
     kd = kd_row(out)
     assert kd["kd"]["teacher_cache"]["mode"] == "views" and kd["kd"]["teacher_cache"]["views"] == 2
     assert kd["kd"]["teacher_outputs"].startswith("teacher outputs from 2 stored augmented views per image "
-                                                  "(random augmentation: translate; computed in one pass of ")
+                                                  "(one per epoch; random augmentation: translate; computed in one pass of ")
     md = (out / "results.md").read_text()
     assert "stored augmented views" in md and "bytes per image" in md
     # a later run (another KD setting, the same teacher) reuses the pass from the shared cache folder
@@ -249,7 +249,7 @@ def test_non_replayable_augmentation_falls_back_to_a_live_teacher(tmp_path, caps
 
 
 @pytest.mark.parametrize("sets, message", [
-    (["train.teacher_views=0"], "train.teacher_views must be an integer >= 1"),
+    (["train.teacher_views=0"], "train.teacher_views must be \"epochs\""),
     (["train.teacher_cache=\"views\"", "data.augment.randaugment=true"],
      "train.teacher_cache = \"views\" cannot replay this recipe's inputs: randaugment"),
     (["train.teacher_cache_dir=\"/sys/kd_keras_cache\""],

@@ -206,7 +206,15 @@ class TrainConfig:
         teacher_cache_memory_mb: "auto" keeps outputs up to this size in
             memory; views caches larger than this are served from disk, and
             views with feature maps larger than this run the teacher live.
-        teacher_views: K, the augmented views stored per training image.
+        teacher_views: K, the augmented views stored per training image:
+            "epochs" (one per epoch of the student's schedule, so that every
+            epoch shows each image a view it has not shown before, as a live
+            teacher would) or an integer (views cycled when fewer than the
+            epochs).
+        teacher_views_runtime: where the views pass runs the teacher: "keras",
+            or "tflite_int8" (a full-integer TFLite copy in LiteRT, about 4x
+            faster on CPU but with other logits: on cifar10_small it costs the
+            student accuracy, `recipes/results/kd_views_cifar10_small.md`).
         teacher_views_seed: seed of the stored views (not of training, so
             runs with other training seeds share one cache).
         teacher_views_topk: store the teacher's top-k log-probabilities
@@ -239,7 +247,8 @@ class TrainConfig:
     teacher_cache: str = "auto"
     teacher_cache_dir: str = ""
     teacher_cache_memory_mb: float = 2048.0
-    teacher_views: int = 16
+    teacher_views: object = "epochs"
+    teacher_views_runtime: str = dataclasses.field(default="keras", metadata={"choices": ("keras", "tflite_int8")})
     teacher_views_seed: int = 0
     teacher_views_topk: int = 0
     precision: str = dataclasses.field(default="float32",

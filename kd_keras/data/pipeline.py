@@ -41,9 +41,10 @@ def classification_pipeline(ds: tf.data.Dataset, num_classes: int, image_shape, 
             `(images, one_hot_labels, teacher_outputs)`. Only for fixed
             inputs: refused with random augmentation.
         teacher_views: a `kd_keras.teachers.views.StoredViews` for `ds`:
-            each epoch, each image takes one of its stored augmented views,
-            rendered from the stored parameters, with the teacher's outputs
-            for that view (`(images, labels, teacher_outputs)` batches).
+            epoch e, image i shows its stored view (o_i + e) mod K, rendered
+            from the stored parameters, with the teacher's outputs for that
+            view (`(images, labels, teacher_outputs)` batches). The epoch
+            counts up at the start of each pass (`StoredViews.epoch`).
             `augment`, if given, must be the augmentation of the views.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -65,8 +66,14 @@ def classification_pipeline(ds: tf.data.Dataset, num_classes: int, image_shape, 
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE)
     ds = ds.map(lambda x, y, *t: (x, tf.one_hot(y, num_classes), *t), num_parallel_calls=AUTOTUNE)
     if teacher_views is not None and training:
-        ds = tf.data.Dataset.zip((ds, batch_seeds(seed)))
-        return ds.map(lambda b, s: teacher_views.replay(*b, s), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+        # the pass's epoch, counted once when the pass starts and repeated for each of its batches
+        epoch = tf.data.Dataset.from_tensors(0).map(lambda _: teacher_views.start_epoch())
+        epoch = epoch.flat_map(lambda e: tf.data.Dataset.from_tensors(e).repeat())
+        batches = int(ds.cardinality())
+        ds = tf.data.Dataset.zip((ds, epoch)).map(lambda b, e: (*b, e))
+        if batches >= 0:  # kept known, so that Keras counts the steps as without views
+            ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
+        return ds.map(lambda *b: teacher_views.replay(*b), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
     if training and augment is not None and augment.active:
         augmenter = build_image_augmenter(augment, image_shape, seed)
         mixer = build_mixer(augment, image_shape, seed)

@@ -91,9 +91,11 @@ class Runner:
         distiller.compile(optimizer=make_optimizer(t, learning_rate or t.learning_rate, epochs, steps),
                           loss=self.task.hard_loss(t.hard_loss), metrics=self.task.metrics(),
                           jit_compile=t.jit_compile)
-        train_ds, how = self._train_data(distiller, data, splits, tta)
+        train_ds, how = self._train_data(distiller, data, splits, tta, epochs)
         guard = NaNGuard(student.weights + [w for layer in distiller.loss_layers for w in layer.weights])
         callbacks = [guard, *run_logs(os.path.join(self.out_dir, "logs"), name)]
+        if (self.teacher_info or {}).get("mode") == "views":  # epoch e shows each image its view for e
+            callbacks.append(self.teacher_source.stored_views.epoch_callback())
         backup = None
         if t.resume:
             backup = AtomicBackupAndRestore(self.progress.backup_dir(name))
@@ -125,7 +127,7 @@ class Runner:
             )
         return seconds, how
 
-    def _train_data(self, distiller, data=None, splits=None, tta=None):
+    def _train_data(self, distiller, data=None, splits=None, tta=None, epochs=None):
         """The training batches (with cached teacher outputs or stored views where they apply), and how.
 
         `data`, `splits` and `tta` are a KD student's own data settings (its `augment`), training images (with
@@ -137,7 +139,7 @@ class Runner:
         # A new pipeline per model: its seeded shuffles and crops then start over, so the baseline and every KD
         # student of a pair see the same batches (a reused dataset would carry on where the previous model left it).
         default_ds = self.task.pipelines(splits or self.splits, data or self.cfg.data, self.seed)[0]
-        ds, how, info = self.teacher_source.train_data(distiller, default_ds, data, splits, tta)
+        ds, how, info = self.teacher_source.train_data(distiller, default_ds, data, splits, tta, epochs)
         self.teacher_info = info
         return ds, how
 

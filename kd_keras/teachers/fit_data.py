@@ -24,7 +24,7 @@ import tensorflow as tf
 from kd_keras.data.augment import AugmentConfig
 from kd_keras.data.pipeline import classification_pipeline
 from kd_keras.teachers.cache import FINAL, TeacherOutputCache, teacher_fingerprint
-from kd_keras.teachers.views import TeacherViewsCache
+from kd_keras.teachers.views import TeacherViewsCache, resolve_views
 
 CACHE_MODES = ("auto", "views", "outputs", "off")
 
@@ -69,9 +69,11 @@ def images(x, what: str = "x") -> np.ndarray:
 
 
 def training_batches(distiller, x, y, batch_size: int = 32, augment=None, teacher_cache: str = "auto",
-                     teacher_views: int = 16, seed: int = 0, directory: str | None = None, log=print):
+                     teacher_views="epochs", seed: int = 0, directory: str | None = None, log=print,
+                     epochs: int = 1, callbacks: list | None = None):
     """`(dataset, info)`: shuffled, augmented `(images, one-hot labels[, teacher outputs])` batches, and what
-    the teacher cache did (`info["mode"]`: "views", "outputs" or "live")."""
+    the teacher cache did (`info["mode"]`: "views", "outputs" or "live"). With stored views, the callback
+    that sets their epoch is appended to `callbacks`."""
     if teacher_cache not in CACHE_MODES:
         raise ValueError(f"teacher_cache must be one of {', '.join(CACHE_MODES)}, got {teacher_cache!r}.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -98,9 +100,11 @@ def training_batches(distiller, x, y, batch_size: int = 32, augment=None, teache
                          f"({', '.join(aug.random_ops)}); use teacher_cache=\"views\".")
     key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers) if mode != "off" else ""
     if mode == "views":
-        cache = TeacherViewsCache(distiller.teacher_outputs, key, aug, shape, num_classes, views=teacher_views,
-                                  seed=seed, directory=directory, log=log)
+        cache = TeacherViewsCache(distiller.teacher_outputs, key, aug, shape, num_classes,
+                                  views=resolve_views(teacher_views, epochs), seed=seed, directory=directory, log=log)
         stored = cache.views(examples)
+        if callbacks is not None:
+            callbacks.append(stored.epoch_callback())
         ds = classification_pipeline(examples, num_classes, shape, batch_size, True, aug, seed, teacher_views=stored)
         return ds, {**{k: v for k, v in stored.info.items() if k != "path"}, "mode": "views"}
     if mode == "outputs":

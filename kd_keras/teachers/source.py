@@ -28,7 +28,7 @@ from kd_keras.data.images import read_folders
 from kd_keras.teachers.cache import FINAL, STORAGES, TeacherOutputCache, teacher_fingerprint
 from kd_keras.teachers.maps import MapShapeError, TeacherMapsCache
 from kd_keras.teachers.targets import TeacherTargets
-from kd_keras.teachers.views import TeacherViewsCache
+from kd_keras.teachers.views import TeacherViewsCache, resolve_views
 
 MODES = ("off", "views", *STORAGES)
 
@@ -45,9 +45,14 @@ def check_teacher_cache(cfg, task, out_dir: str) -> None:
         raise ValueError(f"train.teacher_cache must be one of {', '.join(MODES)} and "
                          f"train.teacher_cache_memory_mb >= 0, got {t.teacher_cache!r} and "
                          f"{t.teacher_cache_memory_mb}.")
-    if isinstance(t.teacher_views, bool) or not isinstance(t.teacher_views, int) or t.teacher_views < 1:
-        raise ValueError(f"train.teacher_views must be an integer >= 1 (augmented views stored per image), "
-                         f"got {t.teacher_views!r}; 16 is the default.")
+    resolve_views(t.teacher_views, t.epochs)
+    if t.teacher_views_runtime != "keras":
+        try:
+            import ai_edge_litert.interpreter  # noqa: F401
+        except ImportError:
+            raise ValueError(f"train.teacher_views_runtime = {t.teacher_views_runtime!r} needs LiteRT, which is not "
+                             f"installed; pip install ai-edge-litert, or set train.teacher_views_runtime = "
+                             f"\"keras\".") from None
     if t.teacher_views_topk < 0:
         raise ValueError(f"train.teacher_views_topk must be >= 0 (0: store all logits), got {t.teacher_views_topk}.")
     if task is None:
@@ -80,14 +85,16 @@ class TeacherSource:
         t = cfg.train
         self.directory = t.teacher_cache_dir or os.path.join(out_dir, "teacher_cache")
         self.outputs_cache, self.views_caches, self.maps_cache = None, {}, None
+        self.stored_views = None  # the views of the last train_data that served views
         self.seed = t.seed  # of shuffling and augmentation; the runner sets each pair's
 
-    def train_data(self, distiller, default_ds, data=None, splits=None, tta=None):
+    def train_data(self, distiller, default_ds, data=None, splits=None, tta=None, epochs=None):
         """`(dataset, how, info)`: the batches, a sentence on the teacher's source, and the cache's record.
 
         `data` and `splits` are the student's own data settings (a `[[distill]]` entry's `augment`) and
         training images (with its `transfer` set), else the recipe's; `tta` is its `(teacher_scales,
-        teacher_flip)`, the multi-scale test of whole-image teacher maps.
+        teacher_flip)`, the multi-scale test of whole-image teacher maps; `epochs` its schedule (for
+        `train.teacher_views = "epochs"`; default `train.epochs`).
         """
         t, data, splits = self.cfg.train, data or self.cfg.data, splits or self.splits
         if not distiller.needs_teacher:
@@ -106,7 +113,7 @@ class TeacherSource:
                 return self._maps(distiller, data, splits, tta)
             except MapShapeError as e:  # a feature map at another resolution: crops cannot carry it
                 return default_ds, f"{why}; {e.reason}", {"mode": "live"}
-        return self._views(distiller, default_ds, random, data, splits)
+        return self._views(distiller, default_ds, random, data, splits, epochs or t.epochs)
 
     def _maps(self, distiller, data, splits, tta=None):
         t = self.cfg.train
@@ -146,15 +153,16 @@ class TeacherSource:
         return train, f"teacher outputs cached {where} ({when}, outside the training time)", \
             {**{k: v for k, v in last.items() if k != "path"}, "mode": "outputs", "storage": last["mode"]}
 
-    def _views(self, distiller, default_ds, random, data, splits):
+    def _views(self, distiller, default_ds, random, data, splits, epochs):
         t = self.cfg.train
-        if data.augment not in self.views_caches:  # one cache per augmentation; each is keyed by it on disk too
-            self.views_caches[data.augment] = TeacherViewsCache(
-                None, "", data.augment, self.splits.input_shape, self.splits.num_classes, views=t.teacher_views,
+        k = resolve_views(t.teacher_views, epochs)
+        if (data.augment, k) not in self.views_caches:  # one cache per augmentation and K; keyed by both on disk
+            self.views_caches[data.augment, k] = TeacherViewsCache(
+                None, "", data.augment, self.splits.input_shape, self.splits.num_classes, views=k,
                 seed=t.teacher_views_seed, topk=t.teacher_views_topk, directory=self.directory,
-                max_memory_mb=t.teacher_cache_memory_mb, log=self.log)
-        cache = self.views_caches[data.augment]
-        cache.extract = distiller.teacher_outputs
+                max_memory_mb=t.teacher_cache_memory_mb, log=self.log, runtime=t.teacher_views_runtime)
+        cache = self.views_caches[data.augment, k]
+        cache.extract, cache.teacher = distiller.teacher_outputs, distiller.teacher
         cache.teacher_key = teacher_fingerprint(distiller.teacher, distiller.teacher_layers)
         examples = self.task.train_examples(splits, data)
         features = [name for name in distiller.teacher_layers if name != FINAL]
@@ -162,15 +170,19 @@ class TeacherSource:
             mb = cache.estimate_mb(examples)
             if mb > t.teacher_cache_memory_mb:
                 return default_ds, (f"teacher runs live: the inputs change every epoch ({random}) and storing the "
-                                    f"feature maps {', '.join(features)} of {t.teacher_views} views per image would "
+                                    f"feature maps {', '.join(features)} of {k} views per image would "
                                     f"take {mb:,.0f} MB, above train.teacher_cache_memory_mb"), {"mode": "live"}
         stored = cache.views(examples)
+        self.stored_views = stored  # its epoch callback goes to the fit
         train, _, _ = self.task.pipelines(splits, data, self.seed, TeacherTargets("views", stored))
         info = stored.info
         when = (f"computed in one pass of {info['pass_seconds']:.1f} s" if info["computed"]
                 else f"reused from an earlier pass of {info['pass_seconds']:.1f} s")
         where = "memory" if info["mode"] == "memory" else "disk"
-        how = (f"teacher outputs from {info['views']} stored augmented views per image ({random}; {when}, "
+        per = "one per epoch" if info["views"] >= epochs else f"cycled over {epochs} epochs"
+        runtime = "" if t.teacher_views_runtime == "keras" else f", teacher run as {t.teacher_views_runtime}"
+        how = (f"teacher outputs from {info['views']} stored augmented views per image ({per}; {random}; "
+               f"{when}{runtime}, "
                f"outside the training time; {info['bytes_per_image'] * info['examples'] / 2**20:.2f} MB, "
                f"{info['bytes_per_image']:,.0f} bytes per image, served from {where})")
         return train, how, {**{k: v for k, v in info.items() if k != "path"}, "mode": "views", "storage": info["mode"]}

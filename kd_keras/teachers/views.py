@@ -5,7 +5,10 @@ parameters (crop offsets, flip, translation; for MixUp / CutMix the partner
 image, its own crop / flip / translation, and the mixing weight or box) are
 drawn from a seeded stateless generator. The frozen teacher runs once on
 every view, and its outputs are stored beside the parameters. In training,
-each epoch, each image takes one of its K views at random; the student's
+epoch e shows image i its view (o_i + e) mod K, o_i a seeded offset per
+image: with K >= the epochs (`train.teacher_views = "epochs"`, the default)
+every epoch is a view the image has not shown before, as in FKD, which
+stores one crop per image per epoch; a smaller K cycles. The student's
 input is rendered again from the stored parameters by the same code that
 rendered the teacher's, so it is the very view the teacher labelled
 (consistent teaching), and no teacher runs during training.
@@ -29,6 +32,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 
 import keras
@@ -39,7 +43,25 @@ from kd_keras.data.augment import AugmentConfig, apply_params, draw_params, mix_
 from kd_keras.teachers.cache import FINAL, pass_progress
 
 STORAGES = ("auto", "memory", "disk")
+RUNTIMES = ("keras", "tflite_int8")  # where the views pass runs the teacher
 META = "kd_keras_views.json"
+PER_EPOCH = "epochs"  # train.teacher_views: one stored view per image per epoch
+
+
+def resolve_views(views, epochs: int) -> int:
+    """K from `train.teacher_views`: `"epochs"` is one view per epoch of the schedule; an integer >= 1 is K."""
+    if views == PER_EPOCH:
+        return max(int(epochs), 1)
+    if isinstance(views, bool) or not isinstance(views, int) or views < 1:
+        raise ValueError(f"train.teacher_views must be \"{PER_EPOCH}\" (one stored view per image per epoch) or an "
+                         f"integer >= 1 (views per image, cycled when fewer than the epochs), got {views!r}.")
+    return views
+
+
+def view_offsets(n: int, views: int, seed: int) -> np.ndarray:
+    """o_i, the view image i shows in epoch 0 (epoch e shows (o_i + e) mod K); seeded, `[n]` int32."""
+    return tf.random.stateless_uniform([n], tf.constant([seed, 3 * views + 1], tf.int64), 0, views,
+                                       dtype=tf.int32).numpy()
 
 
 def draw_views(cfg: AugmentConfig, image_shape, n: int, views: int, seed: int) -> dict:
@@ -98,25 +120,59 @@ class StoredViews:
     """Stored views of a training set, aligned with its examples, and how to replay them.
 
     Attributes:
-        records: a dataset of one `{"view": {...}, "teacher": {...}}` per
-            example, each entry `[views, ...]`.
+        records: a dataset of one `{"view": {...}, "teacher": {...}, "offset": o_i}` per
+            example, each entry of "view" and "teacher" `[views, ...]`.
         info: what the pass did (mode, key, views, seconds, bytes per image, path).
+        epoch: the epoch the next pass over the pipeline shows (a variable the pipeline
+            counts up at the start of each pass; `epoch_callback()` sets it when a fit
+            starts or resumes).
     """
 
     def __init__(self, records, cfg: AugmentConfig, num_classes: int, views: int, table=None, info=None):
         self.records, self.cfg, self.num_classes, self.views = records, cfg, num_classes, views
         self.table, self.info = table, dict(info or {})
+        with tf.init_scope():
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="views_epoch")
 
-    def replay(self, images, labels, record, batch_seed):
-        """Picks one stored view per image and renders it: `(images, labels, teacher_outputs)`."""
-        n = tf.shape(images)[0]
-        k = tf.random.stateless_uniform([n], tf.cast(batch_seed, tf.int64), 0, self.views, dtype=tf.int32)
-        pick = tf.nest.map_structure(lambda v: tf.gather(v, k, axis=1, batch_dims=1), record)
+    def start_epoch(self):
+        """The epoch of a pass that starts now (run once per pass by the pipeline): counts up."""
+        return self.epoch.assign_add(1) - 1
+
+    def epoch_callback(self):
+        """A Keras callback that points the views at the epoch a fit starts from (0, or a resumed epoch)."""
+        return ViewsEpoch(self)
+
+    def view_index(self, offset, epoch):
+        """The view each image shows in `epoch`: `(o_i + epoch) mod K`."""
+        return tf.cast((tf.cast(offset, tf.int64) + tf.cast(epoch, tf.int64)) % self.views, tf.int32)
+
+    def replay(self, images, labels, record, epoch):
+        """Renders each image's view for `epoch`: `(images, labels, teacher_outputs)`."""
+        k = self.view_index(record["offset"], epoch)
+        pick = {part: tf.nest.map_structure(lambda v: tf.gather(v, k, axis=1, batch_dims=1), record[part])
+                for part in ("view", "teacher")}
         x, y = render_views(images, labels, pick["view"], self.cfg, self.table)
         teacher = dict(pick["teacher"])
         if "topk_values" in teacher:
             teacher[FINAL] = expand_topk(teacher.pop("topk_values"), teacher.pop("topk_indices"), self.num_classes)
         return x, y, teacher
+
+
+class ViewsEpoch(keras.callbacks.Callback):
+    """Sets a `StoredViews`' epoch at the first epoch of a fit (0, or the epoch a resumed fit continues from);
+    later epochs count up in the pipeline itself, whose next pass Keras opens as an epoch ends."""
+
+    def __init__(self, stored: StoredViews):
+        super().__init__()
+        self.stored, self._started = stored, False
+
+    def on_train_begin(self, logs=None):
+        self._started = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._started:
+            self.stored.epoch.assign(epoch)
+            self._started = True
 
 
 class TeacherViewsCache:
@@ -130,7 +186,7 @@ class TeacherViewsCache:
             (`AugmentConfig.replay_blocker` empty).
         image_shape: `(H, W, C)`.
         num_classes: classes of the one-hot labels.
-        views: K, the views per image (>= 1).
+        views: K, the views per image (>= 1; one per epoch for distinct views every epoch).
         seed: seed of the views (not of training: runs with other training
             seeds share one cache).
         topk: store the teacher's top-k log-probabilities instead of all
@@ -144,6 +200,13 @@ class TeacherViewsCache:
         max_memory_mb: the largest cache served from memory.
         verbose: show the pass's progress.
         log: where the one-line reports go.
+        runtime: where the pass runs the teacher: "keras" (the teacher
+            itself), or "tflite_int8" (converted to a full-integer TFLite
+            model calibrated on the first training views, run by LiteRT: about
+            4x faster on CPU, but its logits differ; refused for a teacher
+            that the converter or LiteRT cannot run, or whose feature maps
+            are distilled).
+        teacher: the Keras teacher, for `runtime="tflite_int8"`.
 
     Example:
         >>> cache = TeacherViewsCache(d.teacher_outputs, teacher_fingerprint(teacher, d.teacher_layers),
@@ -154,7 +217,8 @@ class TeacherViewsCache:
 
     def __init__(self, extract, key: str, augment: AugmentConfig, image_shape, num_classes: int, views: int = 16,
                  seed: int = 0, topk: int = 0, storage: str = "auto", directory: str | None = None,
-                 batch_size: int = 256, max_memory_mb: float = 2048, verbose: int = 1, log=print):
+                 batch_size: int = 256, max_memory_mb: float = 2048, verbose: int = 1, log=print,
+                 runtime: str = "keras", teacher=None):
         if isinstance(views, bool) or not isinstance(views, int) or views < 1:
             raise ValueError(f"train.teacher_views must be an integer >= 1 (views per image), got {views!r}.")
         if isinstance(topk, bool) or not isinstance(topk, int) or topk < 0:
@@ -165,19 +229,23 @@ class TeacherViewsCache:
                              f"runs live) or turn data.augment.randaugment off.")
         if storage not in STORAGES:
             raise ValueError(f"views cache storage must be one of {', '.join(STORAGES)}, got {storage!r}.")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"train.teacher_views_runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}.")
         if storage == "disk" and not directory:
             raise ValueError("a disk views cache needs a directory; set train.teacher_cache_dir.")
         self.extract, self.teacher_key, self.augment = extract, key, augment
         self.image_shape, self.num_classes = tuple(image_shape), num_classes
         self.k, self.seed, self.topk, self.storage, self.directory = views, seed, topk, storage, directory
         self.batch_size, self.max_memory_mb, self.verbose, self.log = batch_size, max_memory_mb, verbose, log
+        self.runtime, self.teacher = runtime, teacher
         self._memory: dict = {}
         self.last: dict = {}
 
     def key(self, data_key: str) -> str:
         parts = {"teacher": self.teacher_key, "data": data_key, "augment": self.augment.replay_config(),
                  "views": self.k, "seed": self.seed, "topk": self._topk(), "shape": list(self.image_shape),
-                 "classes": self.num_classes, "format": 1}
+                 "classes": self.num_classes, "format": 2,
+                 **({"runtime": self.runtime} if self.runtime != "keras" else {})}
         return "views-" + hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
     def views(self, dataset: tf.data.Dataset) -> StoredViews:
@@ -235,6 +303,50 @@ class TeacherViewsCache:
         n, pass_start = len(images), time.perf_counter()
         params = draw_views(self.augment, self.image_shape, n, self.k, self.seed)
         render = tf.function(lambda x, y, v: render_views(x, y, v, self.augment, table), reduce_retracing=True)
+        with tempfile.TemporaryDirectory(prefix="kd_keras_views_") as tmp:
+            extract = self._extract(images, labels, params, render, tmp)
+            outputs = self._pass(images, labels, params, render, extract)
+        records = {"view": params, "teacher": {name: np.concatenate(v) for name, v in outputs.items()},
+                   "offset": view_offsets(n, self.k, self.seed)}
+        self._pass_seconds = time.perf_counter() - pass_start
+        if folder and self.storage != "memory":
+            self._save(records, folder, {"pass_seconds": self._pass_seconds, "examples": n, "views": self.k,
+                                         "runtime": self.runtime})
+        return records
+
+    def _extract(self, images, labels, params, render, tmp):
+        """The pass's teacher call: the Keras teacher's, or an int8 TFLite copy's (`runtime`)."""
+        if self.runtime == "keras":
+            return self.extract
+        first = tf.constant(images[:1], tf.float32)
+        names = sorted(self.extract(first))
+        if names != [FINAL]:
+            raise ValueError(f"train.teacher_views_runtime = \"{self.runtime}\" runs the teacher's final output only, "
+                             f"but this student distils {', '.join(n for n in names if n != FINAL)} too; set "
+                             f"train.teacher_views_runtime = \"keras\".")
+        m = min(len(images), 256)  # calibration: the first views of the pass, as the teacher will see them
+        view = {name: tf.constant(v[:m, 0]) for name, v in params.items()}
+        calib, _ = render(tf.constant(images[:m], tf.float32), tf.one_hot(labels[:m], self.num_classes), view)
+        path = os.path.join(tmp, "teacher_int8.tflite")
+        try:
+            from kd_keras.export.converters import tflite
+            from kd_keras.models.runtimes import LiteRTRuntime
+
+            if self.teacher is None:
+                raise ValueError("no Keras teacher was given to convert")
+            tflite(self.teacher, path, "int8", list(calib.numpy()))
+            rt = LiteRTRuntime(path, threads=os.cpu_count())
+            rt(calib.numpy()[:2])
+        except (ImportError, ValueError, RuntimeError) as e:
+            raise ValueError(f"train.teacher_views_runtime = \"{self.runtime}\" cannot run this teacher "
+                             f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); set "
+                             f"train.teacher_views_runtime = \"keras\".") from None
+        self.log(f"   teacher views: the pass runs the teacher as int8 TFLite ({rt.engine}); its logits differ "
+                 f"from the Keras teacher's")
+        return lambda x: {FINAL: rt(keras.ops.convert_to_numpy(x))}
+
+    def _pass(self, images, labels, params, render, extract):
+        n = len(images)
         progress = pass_progress(n * self.k, "view", self.verbose, self.log)
         outputs: dict = {}
         done = 0
@@ -246,17 +358,13 @@ class TeacherViewsCache:
                 view = {name: tf.constant(v[s: s + self.batch_size, k]) for name, v in params.items()}
                 view_x, _ = render(x, y, view)
                 out = {name: np.asarray(keras.ops.convert_to_numpy(v), np.float32)
-                       for name, v in self.extract(view_x).items()}
+                       for name, v in extract(view_x).items()}
                 per_view.append(self._compress(out))
                 done += len(view_x)
                 progress(done)
             for name in per_view[0]:
                 outputs.setdefault(name, []).append(np.stack([o[name] for o in per_view], axis=1))
-        records = {"view": params, "teacher": {name: np.concatenate(v) for name, v in outputs.items()}}
-        self._pass_seconds = time.perf_counter() - pass_start
-        if folder and self.storage != "memory":
-            self._save(records, folder, {"pass_seconds": self._pass_seconds, "examples": n, "views": self.k})
-        return records
+        return outputs
 
     def _compress(self, out: dict) -> dict:
         k = self._topk()
