@@ -48,3 +48,42 @@ def test_methods_benchmark_bad_input_is_one_line(argv, message, tmp_path, capsys
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "b").exists()
+
+
+def test_a_long_schedule_preset_runs_resumes_after_a_kill_and_writes_its_json(tmp_path, capsys):
+    """fm10 (function matching over 10x the epochs) on a tiny digits run, killed (SIGKILL) inside fm10's
+    schedule; the same command then continues fm10 from its last finished epoch and writes the JSON table."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    bench = load_bench()
+    out, table = tmp_path / "b", tmp_path / "kd_methods.json"
+    args = ["--seeds", "0", "--epochs", "1", "--methods", "kd", "fm10", "--set", "teacher.epochs=1",
+            "--set", "data.limit=150", "--set", "teacher.check_fit=false", "--out", str(out), "--json", str(table)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "benchmarks/kd_methods.py", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    seen, in_fm = [], False
+    for line in proc.stdout:
+        seen.append(line)
+        in_fm = in_fm or line.startswith("== ") and "training fm10" in line
+        if in_fm and line.startswith("Epoch 4/10"):  # three of its epochs are finished and backed up
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert in_fm, "".join(seen[-20:])
+    assert not table.exists() and not (out / "seed0" / "results.json").exists()
+    capsys.readouterr()
+    assert bench.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "resuming fm10 from its backup after epoch 3 of 10" in printed, printed[-3000:]
+    rows = {r["name"]: r for r in json.loads((out / "seed0" / "results.json").read_text())["models"]}
+    assert rows["fm10"]["kd"]["epochs"] == 10 and rows["fm10"]["kd"]["student_loss_weight"] == 0.0
+    assert rows["fm10"]["kd"]["teacher_cache"]["views"] == 10  # one stored view per epoch of its own schedule
+    t = json.loads(table.read_text())
+    assert set(t["methods"]) == {"kd", "fm10"} and sum(m["chosen"] for m in t["methods"].values()) == 1
+    for m in t["methods"].values():
+        assert 0 <= m["test_mean"] <= 1 and len(m["runs"]) == 1 and 0 <= m["val_mean"] <= 1
+    assert 0 <= t["teacher"] <= 1 and 0 <= t["baseline"]["test_mean"] <= 1

@@ -116,9 +116,23 @@ def test_mlkd_matches_numpy_at_two_temperatures():
         batch = ((pt @ pt.T - ps @ ps.T) ** 2).sum() / pt.shape[0]
         cls = ((pt.T @ pt - ps.T @ ps) ** 2).sum() / pt.shape[1]
         expected += 1.0 * instance + 2.0 * batch + 0.5 * cls
-    loss = MLKDLoss(temperatures=[1.0, 3.0], instance_weight=1.0, batch_weight=2.0, class_weight=0.5)
+    # at the reference batch the normalised terms are the reference code's
+    loss = MLKDLoss(temperatures=[1.0, 3.0], instance_weight=1.0, batch_weight=2.0, class_weight=0.5,
+                    reference_batch=len(T_LOGITS))
     assert float(loss.compute_loss(T_LOGITS, S_LOGITS)) == pytest.approx(expected, rel=1e-4)
     assert float(loss.compute_loss(T_LOGITS, T_LOGITS)) == pytest.approx(0.0, abs=1e-6)
     assert MLKDLoss.from_config(loss.get_config()).get_config() == loss.get_config()
     with pytest.raises(ValueError, match="temperatures must be a non-empty list of numbers > 0, got 4"):
         MLKDLoss(temperatures=4)
+    with pytest.raises(ValueError, match="reference_batch must be an integer >= 1 .*got 0"):
+        MLKDLoss(reference_batch=0)
+
+
+def test_mlkd_does_not_grow_with_the_batch():
+    from kd_keras.losses import MLKDLoss
+
+    loss = MLKDLoss()
+    one = float(loss.compute_loss(T_LOGITS, S_LOGITS))
+    for times in (2, 8):  # the same images repeated: a larger batch of the same predictions
+        bigger = float(loss.compute_loss(np.concatenate([T_LOGITS] * times), np.concatenate([S_LOGITS] * times)))
+        assert bigger == pytest.approx(one, rel=1e-5), f"{times}x the batch changed the loss: {one} -> {bigger}"

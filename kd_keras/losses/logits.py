@@ -226,10 +226,12 @@ class MLKDLoss(DistillLoss):
     For each temperature T, with `P = softmax(z / T)` of shape (B, C):
 
     - instance level: `T^2 * KL(P_t || P_s)` per image, averaged (Hinton KD);
-    - batch level: `sum((P_t P_t^T - P_s P_s^T)^2) / B`, the images'
-      B x B prediction similarities;
-    - class level: `sum((P_t^T P_t - P_s^T P_s)^2) / C`, the classes'
-      C x C co-activation over the batch.
+    - batch level: the images' B x B prediction similarities,
+      `mean((P_t P_t^T - P_s P_s^T)^2) * R`;
+    - class level: the classes' C x C co-activation averaged over the batch,
+      `sum(((P_t^T P_t - P_s^T P_s) / B)^2) / C * R^2`;
+
+    R is `reference_batch` (64, the paper's CIFAR batch).
 
     The loss is the sum over the temperatures of the three weighted terms,
     as in the reference code (which also masks by the teacher's confidence;
@@ -239,16 +241,21 @@ class MLKDLoss(DistillLoss):
     here. With `standardize=True` the logits are z-scored first, as in Sun
     et al.'s "MLKD + logit standardization".
 
-    The batch-level term sums B x B differences and divides by B, so it
-    grows with the batch: at batch 128 on cifar10_small, weights of 1 made
-    the term about 200 and the student collapsed to chance
-    (recipes/results/kd_methods_cifar10_small_mlkd.md); lower
-    `batch_weight` for batches above the paper's 64.
+    The reference code sums the B x B differences and divides by B (and the
+    class term's Gram matrices sum over the batch), so its terms grow with the
+    batch: at batch 128 on cifar10_small, weights of 1 made the batch term
+    about 200 and the student collapsed to chance
+    (recipes/results/kd_methods_cifar10_small_mlkd.md). Here both are
+    normalised by the batch, so a batch repeated twice gives the same value,
+    and scaled to equal the reference code's at a batch of R: the paper's
+    weights then mean what they meant at its batch size, whatever the recipe's.
 
     Args:
         temperatures: the temperatures (the paper: 2, 3, 4, 5, 6).
         instance_weight, batch_weight, class_weight: weights >= 0 of the levels.
         standardize: z-score each logit vector before the temperatures.
+        reference_batch: R, the batch at which the terms equal the reference
+            code's (> 0).
 
     References:
         Jin, Wang, Lin. Multi-Level Logit Distillation. CVPR 2023.
@@ -258,7 +265,8 @@ class MLKDLoss(DistillLoss):
     """
 
     def __init__(self, temperatures=(2.0, 3.0, 4.0, 5.0, 6.0), instance_weight: float = 1.0,
-                 batch_weight: float = 1.0, class_weight: float = 1.0, standardize: bool = False):
+                 batch_weight: float = 1.0, class_weight: float = 1.0, standardize: bool = False,
+                 reference_batch: int = 64):
         if isinstance(temperatures, (int, float)) or not temperatures:
             raise ValueError(f"temperatures must be a non-empty list of numbers > 0, got {temperatures!r}.")
         self.temperatures = [check_temperature(t) for t in temperatures]
@@ -266,6 +274,10 @@ class MLKDLoss(DistillLoss):
         self.batch_weight = check_non_negative("batch_weight", batch_weight)
         self.class_weight = check_non_negative("class_weight", class_weight)
         self.standardize = check_bool("standardize", standardize)
+        if isinstance(reference_batch, bool) or not isinstance(reference_batch, int) or reference_batch < 1:
+            raise ValueError(f"reference_batch must be an integer >= 1 (the batch at which the terms equal the "
+                             f"reference code's), got {reference_batch!r}.")
+        self.reference_batch = reference_batch
 
     def validate_outputs(self, teacher_outputs, student_outputs):
         _check_logits(teacher_outputs, student_outputs)
@@ -280,12 +292,14 @@ class MLKDLoss(DistillLoss):
             log_p_t, log_p_s = ops.log_softmax(zt / t, axis=-1), ops.log_softmax(zs / t, axis=-1)
             p_t, p_s = ops.exp(log_p_t), ops.exp(log_p_s)
             instance = ops.mean(ops.sum(p_t * (log_p_t - log_p_s), axis=-1)) * (t * t)
-            batch = ops.sum(ops.square(ops.matmul(p_t, ops.transpose(p_t)) - ops.matmul(p_s, ops.transpose(p_s)))) / b
-            cls = ops.sum(ops.square(ops.matmul(ops.transpose(p_t), p_t) - ops.matmul(ops.transpose(p_s), p_s))) / c
+            r = float(self.reference_batch)
+            batch = ops.mean(ops.square(ops.matmul(p_t, ops.transpose(p_t)) - ops.matmul(p_s, ops.transpose(p_s)))) * r
+            gram = (ops.matmul(ops.transpose(p_t), p_t) - ops.matmul(ops.transpose(p_s), p_s)) / b
+            cls = ops.sum(ops.square(gram)) / c * (r * r)
             total = total + self.instance_weight * instance + self.batch_weight * batch + self.class_weight * cls
         return total
 
     def get_config(self):
         return {"temperatures": list(self.temperatures), "instance_weight": self.instance_weight,
                 "batch_weight": self.batch_weight, "class_weight": self.class_weight,
-                "standardize": self.standardize}
+                "standardize": self.standardize, "reference_batch": self.reference_batch}
