@@ -79,9 +79,9 @@ def parse(argv):
         raise ValueError(f"--variants must include 'KD views' and 'KD live', from {', '.join(VARIANTS)}; "
                          f"got {args.variants}.")
     if args.views == 0 or args.epochs < 0 or args.timing_epochs < 2 or args.rounds < 0 or not args.seeds:
-        raise ValueError(f"--views must be \"epochs\" or >= 1, --epochs >= 0, --timing-epochs >= 2, --rounds >= 1 "
-                         f"and --seeds non-empty, got {args.views}, {args.epochs}, {args.timing_epochs}, {args.rounds}, "
-                         f"{args.seeds}.")
+        raise ValueError(f"--views must be \"epochs\" or >= 1, --epochs >= 0, --timing-epochs >= 2, --rounds >= 0 "
+                         f"(0: no timing) and --seeds non-empty, got {args.views}, {args.epochs}, "
+                         f"{args.timing_epochs}, {args.rounds}, {args.seeds}.")
     if not os.path.isfile(args.teacher):
         raise FileNotFoundError(f"--teacher {args.teacher!r} does not exist; give a trained .keras teacher.")
     return args
@@ -151,8 +151,9 @@ class Bench:
         attr = "stored" if runtime == "keras" else "stored_int8"
         if k is None and getattr(self, attr) is not None:
             return getattr(self, attr)
-        cache = TeacherViewsCache(distiller.teacher_outputs, teacher_fingerprint(self.teacher, distiller.teacher_layers),
-                                  self.cfg.data.augment, self.splits.input_shape, self.splits.num_classes,
+        key = teacher_fingerprint(self.teacher, distiller.teacher_layers)
+        cache = TeacherViewsCache(distiller.teacher_outputs, key, self.cfg.data.augment, self.splits.input_shape,
+                                  self.splits.num_classes,
                                   views=k or self.k, seed=0,
                                   directory=os.path.join(self.args.out, "teacher_cache") if directory else None,
                                   storage="auto" if directory else "memory", log=print, runtime=runtime,
@@ -168,6 +169,29 @@ class Bench:
         if val is not None:
             out["val"] = self.task.evaluate(student, val)["accuracy"]
         return out
+
+    def int8_teacher(self) -> dict:
+        """The int8 TFLite teacher the int8 pass runs, on the test split, and both passes' seconds."""
+        import tempfile
+
+        import numpy as np
+
+        from kd_keras.export.converters import tflite
+        from kd_keras.models.runtimes import LiteRTRuntime
+
+        calib = [x for x, _ in self.splits.train.take(256).as_numpy_iterator()]
+        _, _, test = self.task.pipelines(self.splits, self.cfg.data, 0)
+        with tempfile.TemporaryDirectory() as d:
+            tflite(self.teacher, os.path.join(d, "t.tflite"), "int8", calib)
+            rt = LiteRTRuntime(os.path.join(d, "t.tflite"), threads=os.cpu_count())
+            hits = total = 0
+            for x, y in test.as_numpy_iterator():
+                hits += int((rt(x).argmax(-1) == y.argmax(-1)).sum())
+                total += len(x)
+        passes = {v: getattr(self, attr).info["pass_seconds"] for v, attr in (("keras", "stored"),
+                                                                            ("tflite_int8", "stored_int8"))
+                  if getattr(self, attr) is not None}
+        return {"test": hits / total, "pass_seconds": passes, "examples": int(np.asarray(total))}
 
     # ---------------------------------------------------------------- run
     def run(self) -> dict:
@@ -224,6 +248,7 @@ class Bench:
         if gap is not None:
             met["accuracy_gap_pt"] = abs(gap) <= TARGETS["accuracy_gap_pt"] or gap > 0
         teacher_test = self.evaluate(self.teacher)["test"] if acc else None
+        int8 = self.int8_teacher() if "KD views int8" in a.variants and acc else None
         s = self.splits
         return {
             "command": shlex.join(["python", "benchmarks/kd_views.py", *sys.argv[1:]]),
@@ -236,7 +261,7 @@ class Bench:
             "epoch_seconds": epoch, "epoch_wall_seconds_median": {v: statistics.median(t) for v, t in wall.items()
                                                                    if t},
             "ratios": ratios, "epochs": a.epochs, "seeds": a.seeds, "accuracy": acc, "views_minus_live_pt": gap,
-            "teacher_test": teacher_test, "json": a.json,
+            "teacher_test": teacher_test, "json": a.json, "int8_teacher": int8,
             "met": met, "cpus": os.cpu_count(), "tensorflow": tf.__version__, "keras": keras.__version__,
         }
 
@@ -271,6 +296,8 @@ def table(r: dict) -> dict:
                                 for v, s in sources.items() if v != "baseline"}
     if "KD views int8" in sources:
         out["int8_minus_views_pt"] = 100 * (sources["KD views int8"]["test_mean"] - sources["KD views"]["test_mean"])
+    if r.get("int8_teacher"):
+        out["int8_teacher"] = r["int8_teacher"]
     return out
 
 
@@ -305,6 +332,12 @@ def print_report(r: dict) -> None:
         if "int8_minus_views_pt" in t:
             print(f"KD views int8 - KD views: {t['int8_minus_views_pt']:+.2f} pt (the pass ran the teacher as int8 "
                   f"TFLite: train.teacher_views_runtime = \"tflite_int8\")")
+        if r.get("int8_teacher"):
+            i8 = r["int8_teacher"]
+            p = i8["pass_seconds"]
+            print(f"int8 TFLite teacher: {100 * i8['test']:.2f}% on test against {100 * r['teacher_test']:.2f}% "
+                  f"(Keras); views pass " + ", ".join(f"{k} {v:.1f} s" for k, v in p.items()) +
+                  (f" ({p['tflite_int8'] / p['keras']:.2f}x)" if len(p) == 2 and p["keras"] else ""))
         if "gap_recovered" in t:
             print(f"teacher {100 * r['teacher_test']:.2f}%; gap to the teacher recovered: " + ", ".join(
                 f"{v} {100 * g:.1f}%" for v, g in t["gap_recovered"].items() if g is not None))
