@@ -50,6 +50,7 @@ def test_methods_benchmark_bad_input_is_one_line(argv, message, tmp_path, capsys
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow  # a lab benchmark with a subprocess killed mid-schedule, ~60 s
 def test_a_long_schedule_preset_runs_resumes_after_a_kill_and_writes_its_json(tmp_path, capsys):
     """fm10 (function matching over 10x the epochs) on a tiny digits run, killed (SIGKILL) inside fm10's
     schedule; the same command then continues fm10 from its last finished epoch and writes the JSON table."""

@@ -2,9 +2,11 @@
 
 import json
 
+import pytest
 from conftest import load_benchmark
 
 
+@pytest.mark.slow  # a lab benchmark: two schedule lengths of a tiny digits run, ~45 s; bad input below
 def test_patient_benchmark_runs_each_length_plots_and_resumes(tmp_path, capsys):
     bench = load_benchmark("patient")
     out = tmp_path / "p"
