@@ -46,24 +46,12 @@ def tflite(model, out: str, quantize: str = "none", calibration=None, io_type: s
         io_type: int8: "float" keeps float input and output (quantise and
             dequantise ops at the ends); "int8"/"uint8" makes them integer.
     """
-    import tensorflow as tf
+    from kd_keras.models.runtimes import tflite_bytes
 
-    with tempfile.TemporaryDirectory(prefix="kd_keras_sm_") as sm:
-        saved_model(model, sm)
-        converter = tf.lite.TFLiteConverter.from_saved_model(sm)
-        if quantize != "none":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantize == "fp16":
-            converter.target_spec.supported_types = [tf.float16]
-        if quantize == "int8":
-            converter.representative_dataset = lambda: ([x[None]] for x in calibration)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if io_type != "float":
-                converter.inference_input_type = converter.inference_output_type = getattr(tf, io_type)
-        try:
-            flat = converter.convert()
-        except Exception as e:  # ConverterError and friends
-            raise ConversionError(describe_failure(model, e, "tflite")) from None
+    try:
+        flat = tflite_bytes(model, quantize, calibration, io_type)
+    except Exception as e:  # ConverterError and friends
+        raise ConversionError(describe_failure(model, e, "tflite")) from None
     with open(out, "wb") as f:
         f.write(flat)
 

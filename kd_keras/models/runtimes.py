@@ -9,6 +9,10 @@ dequantised here, so tasks score every format alike.
 
 Only the chosen runtime is imported: a LiteRT or ONNX Runtime process does
 not load TensorFlow, so its memory is what a device would see.
+
+`tflite_bytes(model, ...)` is the one Keras -> TFLite conversion: the
+exporter (`kd_keras.export.converters.tflite`) writes it with a parity
+check, and the views pass runs a full-integer copy of a teacher in LiteRT.
 """
 
 from __future__ import annotations
@@ -194,6 +198,34 @@ class OnnxRuntime(Runtime):
 
 
 RUNTIMES = {"keras": KerasRuntime, "tflite": LiteRTRuntime, "onnx": OnnxRuntime, "saved_model": SavedModelRuntime}
+
+
+def tflite_bytes(model, quantize: str = "none", calibration=None, io_type: str = "float") -> bytes:
+    """A Keras model as a TFLite flatbuffer, through its SavedModel export; the converter's errors propagate.
+
+    Args:
+        model: the Keras model.
+        quantize: "none", "fp16", "dynamic" or "int8" (full integer).
+        calibration: int8: a list of float32 input arrays (HxWxC), the representative dataset.
+        io_type: int8: "float" keeps float input and output; "int8"/"uint8" makes them integer.
+    """
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix="kd_keras_sm_") as sm:
+        model.export(sm, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(sm)
+        if quantize != "none":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "fp16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantize == "int8":
+            converter.representative_dataset = lambda: ([x[None]] for x in calibration)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if io_type != "float":
+                converter.inference_input_type = converter.inference_output_type = getattr(tf, io_type)
+        return converter.convert()
 
 
 def open_runtime(path: str, threads: int | None = 2, **options) -> Runtime:

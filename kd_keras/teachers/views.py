@@ -329,15 +329,15 @@ class TeacherViewsCache:
         calib, _ = render(tf.constant(images[:m], tf.float32), tf.one_hot(labels[:m], self.num_classes), view)
         path = os.path.join(tmp, "teacher_int8.tflite")
         try:
-            from kd_keras.export.converters import tflite
-            from kd_keras.models.runtimes import LiteRTRuntime
+            from kd_keras.models.runtimes import LiteRTRuntime, tflite_bytes
 
             if self.teacher is None:
                 raise ValueError("no Keras teacher was given to convert")
-            tflite(self.teacher, path, "int8", list(calib.numpy()))
+            with open(path, "wb") as f:
+                f.write(tflite_bytes(self.teacher, "int8", list(calib.numpy())))
             rt = LiteRTRuntime(path, threads=os.cpu_count())
             rt(calib.numpy()[:2])
-        except (ImportError, ValueError, RuntimeError) as e:
+        except Exception as e:  # the converter's and LiteRT's errors: this teacher cannot run there
             raise ValueError(f"train.teacher_views_runtime = \"{self.runtime}\" cannot run this teacher "
                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); set "
                              f"train.teacher_views_runtime = \"keras\".") from None
