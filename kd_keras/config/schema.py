@@ -212,9 +212,9 @@ class TrainConfig:
             teacher would) or an integer (views cycled when fewer than the
             epochs).
         teacher_views_runtime: where the views pass runs the teacher: "keras",
-            or "tflite_int8" (a full-integer TFLite copy in LiteRT, about 4x
-            faster on CPU but with other logits: on cifar10_small it costs the
-            student accuracy, `recipes/results/kd_views_cifar10_small.md`).
+            or "tflite_int8" (a full-integer TFLite copy in LiteRT, faster on
+            CPU but with other logits; `benchmarks/kd_views.py` with the
+            "KD views int8" variant measures its time and accuracy cost).
         teacher_views_seed: seed of the stored views (not of training, so
             runs with other training seeds share one cache).
         teacher_views_topk: store the teacher's top-k log-probabilities

@@ -202,8 +202,8 @@ class TeacherViewsCache:
         log: where the one-line reports go.
         runtime: where the pass runs the teacher: "keras" (the teacher
             itself), or "tflite_int8" (converted to a full-integer TFLite
-            model calibrated on the first training views, run by LiteRT: about
-            4x faster on CPU, but its logits differ; refused for a teacher
+            model calibrated on the first training views, run by LiteRT: faster
+            on CPU, but its logits differ; refused for a teacher
             that the converter or LiteRT cannot run, or whose feature maps
             are distilled).
         teacher: the Keras teacher, for `runtime="tflite_int8"`.
