@@ -101,7 +101,7 @@ class Bench:
         self.teacher.trainable = False
         d = self.cfg.distill[0]
         self.kd = d
-        self.loss = lambda: [create_loss(l.method, kind="distill", **l.options) for l in d.losses]
+        self.loss = lambda: [create_loss(x.method, kind="distill", **x.options) for x in d.losses]
         os.makedirs(args.out, exist_ok=True)
         self.runs_path = os.path.join(args.out, "runs.json")
         self.runs = load_runs(self.runs_path)
@@ -124,7 +124,7 @@ class Bench:
         if variant == "baseline":
             d = Distiller(student=s)
         else:
-            d = Distiller(self.teacher, s, self.loss(), [l.weight for l in self.kd.losses], self.kd.student_loss_weight)
+            d = Distiller(self.teacher, s, self.loss(), [x.weight for x in self.kd.losses], self.kd.student_loss_weight)
         d.compile(make_optimizer(self.cfg.train, self.cfg.train.learning_rate, epochs, steps),
                   self.task.hard_loss(self.cfg.train.hard_loss), metrics=self.task.metrics())
         data = self.train_data(variant, d, seed)
@@ -278,6 +278,23 @@ def schedule(variants, seeds):
     return [(v, s) for s in seeds for v in variants]
 
 
+def paired(r: dict, a: str, b: str):
+    """Variant `a` minus `b` over the seeds both ran (pt): each seed's difference, mean, sd, paired t and its
+    two-sided p. "Measurably loses" is p < 0.05 with a negative mean; None with fewer than 2 shared seeds."""
+    acc = r["accuracy"]
+    if a not in acc or b not in acc or len(r["seeds"]) < 2:
+        return None
+    seeds = list(r["seeds"])  # every variant ran every seed, in this order
+    diffs = [100 * (x["test"] - y["test"]) for x, y in zip(acc[a], acc[b])]
+    mean, sd = statistics.mean(diffs), statistics.stdev(diffs)
+    t = mean / (sd / len(diffs) ** 0.5) if sd > 0 else float("inf") * (1 if mean >= 0 else -1)
+    from scipy import stats
+
+    p = float(2 * stats.t.sf(abs(t), len(diffs) - 1)) if sd > 0 else 0.0
+    return {"seeds": seeds, "diffs_pt": diffs, "mean_pt": mean, "sd_pt": sd, "t": t, "p": p,
+            "measurably_loses": bool(mean < 0 and p < 0.05)}
+
+
 def table(r: dict) -> dict:
     """The accuracy table as `recipes/results/kd_views_*.json` keeps it: fractions, per source its runs."""
     sources = {}
@@ -294,6 +311,11 @@ def table(r: dict) -> dict:
         gap = r["teacher_test"] - sources["baseline"]["test_mean"]
         out["gap_recovered"] = {v: (s["test_mean"] - sources["baseline"]["test_mean"]) / gap if gap > 0 else None
                                 for v, s in sources.items() if v != "baseline"}
+    for key, (a, b) in {"views_minus_live_paired": ("KD views", "KD live"),
+                        "int8_minus_views_paired": ("KD views int8", "KD views")}.items():
+        pair = paired(r, a, b)
+        if pair:
+            out[key] = pair
     if "KD views int8" in sources:
         out["int8_minus_views_pt"] = 100 * (sources["KD views int8"]["test_mean"] - sources["KD views"]["test_mean"])
     if r.get("int8_teacher"):
@@ -329,6 +351,14 @@ def print_report(r: dict) -> None:
         print(f"\nKD views - KD live: {r['views_minus_live_pt']:+.2f} pt (target: within "
               f"{TARGETS['accuracy_gap_pt']} pt, or above): {'met' if met['accuracy_gap_pt'] else 'MISSED'}")
         t = table(r)
+        for key, what in (("views_minus_live_paired", "KD views - KD live"),
+                          ("int8_minus_views_paired", "KD views int8 - KD views")):
+            if key in t:
+                q = t[key]
+                print(f"{what}, paired over seeds {q['seeds']}: " + ", ".join(f"{d:+.2f}" for d in q["diffs_pt"]) +
+                      f" pt; mean {q['mean_pt']:+.2f}, sd {q['sd_pt']:.2f}, t = {q['t']:.2f}, p = {q['p']:.2f}: " +
+                      ("a measurable loss (p < 0.05)" if q["measurably_loses"]
+                       else "not a measurable loss at p < 0.05"))
         if "int8_minus_views_pt" in t:
             print(f"KD views int8 - KD views: {t['int8_minus_views_pt']:+.2f} pt (the pass ran the teacher as int8 "
                   f"TFLite: train.teacher_views_runtime = \"tflite_int8\")")

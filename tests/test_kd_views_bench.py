@@ -42,3 +42,24 @@ def test_kd_views_benchmark_refuses_bad_input(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert bench.main(["--teacher", __file__, "--views", "0"]) == 2
     assert "--views must be \"epochs\" or >= 1" in capsys.readouterr().err
+
+
+def test_paired_comparison_per_seed_and_its_measurable_loss_rule():
+    """Views minus live per seed, with the paired t-test that decides "measurably loses" (p < 0.05)."""
+    bench = load_bench()
+
+    def result(views, live):
+        return {"seeds": list(range(len(views))), "accuracy": {
+            "KD views": [{"test": t} for t in views], "KD live": [{"test": t} for t in live]}}
+
+    # cifar10_small's five seeds (2026-12-04): -0.42 pt on the mean, the sign changes: not measurable.
+    q = bench.paired(result([.742, .7455, .74, .7495, .7445], [.7505, .7555, .747, .7465, .743]),
+                     "KD views", "KD live")
+    assert [round(d, 2) for d in q["diffs_pt"]] == [-0.85, -1.0, -0.7, 0.3, 0.15]
+    assert abs(q["mean_pt"] + 0.42) < 1e-9 and abs(q["t"] + 1.5636) < 1e-3 and 0.15 < q["p"] < 0.25
+    assert not q["measurably_loses"]
+    # A steady loss of about 1 pt on every seed is measurable.
+    q = bench.paired(result([.74, .741, .739, .742], [.75, .751, .75, .752]), "KD views", "KD live")
+    assert q["measurably_loses"] and q["p"] < 0.05
+    assert bench.paired(result([.74], [.75]), "KD views", "KD live") is None  # one seed: no test
+    assert bench.paired(result([.74, .75], [.75, .76]), "KD views int8", "KD views") is None

@@ -129,3 +129,28 @@ def test_the_int8_pass_is_refused_when_its_runtime_cannot_run_the_teacher():
         cache.views(tf.data.Dataset.from_tensor_slices((x, np.zeros(16, np.int32))))
     with pytest.raises(ValueError, match="teacher_views_runtime must be one of keras, tflite_int8"):
         TeacherViewsCache(None, "", AUG, SHAPE, CLASSES, runtime="onnx")
+
+
+def test_a_recipe_run_shows_each_kd_epoch_its_own_views(tmp_path, monkeypatch):
+    """The runner puts the views' epoch callback on the KD fit: the pipeline counts once per epoch, from 0."""
+    from kd_keras.config import load_config, quote
+    from kd_keras.recipes.runner import run
+    from kd_keras.tasks import TASKS
+
+    seen = []
+    begin = ViewsEpoch.on_epoch_begin
+
+    def record(self, epoch, logs=None):
+        begin(self, epoch, logs)
+        seen.append((epoch, int(self.stored.epoch.numpy())))
+
+    monkeypatch.setattr(ViewsEpoch, "on_epoch_begin", record)
+    monkeypatch.setattr(ViewsEpoch, "on_epoch_end", lambda self, epoch, logs=None: seen.append(
+        (epoch, int(self.stored.epoch.numpy()))))
+    cfg = load_config("recipes/digits.toml", ["train.epochs=3", "teacher.epochs=1", "data.limit=200",
+                                              "report.latency_runs=20", "report.rounds=1",
+                                              f"train.teacher_cache_dir={quote(str(tmp_path / 'cache'))}"])
+    run(cfg, TASKS[cfg.task](), str(tmp_path / "run"), overwrite=False, log=lambda *a: None)
+    assert cfg.distill and len(seen) == 2 * 3 * len(cfg.distill)
+    # At an epoch's start the views point at it; by its end the pipeline has opened exactly that one pass.
+    assert seen[:6] == [(0, 0), (0, 1), (1, 1), (1, 2), (2, 2), (2, 3)]
