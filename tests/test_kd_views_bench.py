@@ -42,6 +42,13 @@ def test_kd_views_benchmark_refuses_bad_input(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert bench.main(["--teacher", __file__, "--views", "0"]) == 2
     assert "--views must be \"epochs\" or >= 1" in capsys.readouterr().err
+    # A first [[distill]] entry with its own schedule or augmentation (function matching) is not what it trains.
+    recipe = tmp_path / "fm.toml"
+    text = open("recipes/digits.toml").read()
+    recipe.write_text(text.replace("[[distill]]\n", "[[distill]]\nepochs = 90\n", 1))
+    assert bench.main(["--config", str(recipe), "--teacher", __file__, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "sets its own epochs" in err and "kd_methods.py" in err and len(err.strip().splitlines()) == 1
 
 
 def test_paired_comparison_per_seed_and_its_measurable_loss_rule():
