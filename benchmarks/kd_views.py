@@ -75,9 +75,8 @@ def parse(argv):
     args = p.parse_args(argv)
     args.views = args.views if args.views == "epochs" else int(args.views) if args.views.isdigit() else 0
     bad = [v for v in args.variants if v not in VARIANTS]
-    if bad or not {"KD views", "KD live"} <= set(args.variants):
-        raise ValueError(f"--variants must include 'KD views' and 'KD live', from {', '.join(VARIANTS)}; "
-                         f"got {args.variants}.")
+    if bad or len(set(args.variants)) != len(args.variants):
+        raise ValueError(f"--variants must be distinct names from {', '.join(VARIANTS)}; got {args.variants}.")
     if args.views == 0 or args.epochs < 0 or args.timing_epochs < 2 or args.rounds < 0 or not args.seeds:
         raise ValueError(f"--views must be \"epochs\" or >= 1, --epochs >= 0, --timing-epochs >= 2, --rounds >= 0 "
                          f"(0: no timing) and --seeds non-empty, got {args.views}, {args.epochs}, "

@@ -8,10 +8,12 @@ schedules, where a student trained on labels alone stops. This benchmark runs
 each of `--multipliers`), every length with the same seeds, initial weights and
 batches: the no-teacher baseline, and each of `--methods` at that length
 (default: `kd`, the recipe's KD, and `fm`, function matching: MixUp views for
-teacher and student alike, KD at T = 1 alone). Stored views cost about a
-baseline epoch, so long schedules cost what the baseline's do; with
-`train.teacher_views = "epochs"` each epoch shows every image a view it has not
-shown before.
+teacher and student alike, KD at T = 1 alone). With `train.teacher_views =
+"epochs"` each epoch shows every image a view it has not shown before, and the
+views pass costs one teacher epoch per student epoch, once per length and seed
+(on cifar10_small a ResNet-56 epoch is about 2.5 small_cnn epochs; with
+`--set train.teacher_views_runtime=tflite_int8` about 0.6 of one, so a KD
+schedule then costs about 1.6x the baseline's).
 
 It writes one plot (test accuracy mean and spread against epochs, per method,
 the teacher as a line), a markdown table and, with `--json`, the table as JSON

@@ -42,6 +42,9 @@ def test_kd_views_benchmark_refuses_bad_input(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert bench.main(["--teacher", __file__, "--views", "0"]) == 2
     assert "--views must be \"epochs\" or >= 1" in capsys.readouterr().err
+    for bad in (["KD views", "KD views"], ["KD cached"]):
+        assert bench.main(["--teacher", __file__, "--variants", *bad]) == 2
+        assert "--variants must be distinct names from KD views, KD live" in capsys.readouterr().err
     # A first [[distill]] entry with its own schedule or augmentation (function matching) is not what it trains.
     recipe = tmp_path / "fm.toml"
     text = open("recipes/digits.toml").read()
