@@ -23,7 +23,7 @@ def test_kd_views_benchmark_runs_resumes_and_reuses_its_pass(tmp_path, capsys):
     r = json.loads((tmp_path / "b" / "result.json").read_text())
     assert set(r["epoch_seconds"]) == set(bench.TIMED) and all(t > 0 for t in r["epoch_seconds"].values())
     assert r["pass_computed"] and r["pass_seconds"] > 0 and r["teacher_epoch_seconds"] > 0
-    assert r["bytes_per_image"] == 2 * (10 * 4 + 2 * 4)  # K x (10 float32 logits + a float32 dx, dy)
+    assert r["bytes_per_image"] == 2 * (10 * 4 + 2 * 4) + 4  # K x (10 float32 logits + float32 dx, dy) + offset
     assert set(r["accuracy"]) == {"KD live", "KD views"}
     assert all(0.0 <= run["test"] <= 1.0 for runs in r["accuracy"].values() for run in runs)
     printed = capsys.readouterr().out
