@@ -9,6 +9,7 @@ from kd_keras.benchmark.__main__ import main
 from kd_keras.config import REPO_ROOT
 from kd_keras.export import export_model
 from kd_keras.recipes.cli import main as recipe_main
+from kd_keras.cli.manifest import Manifest
 
 ROW_FIELDS = {"name", "file", "format", "size_bytes", "accuracy", "latency_ms_median", "latency_ms_p90",
               "latency_runs", "throughput", "throughput_batch", "peak_rss_mb", "idle_rss_mb", "threads", "engine",
@@ -76,6 +77,7 @@ def test_onnx_gpu_provider_missing_is_one_line(models, tmp_path, capsys):
 
 def test_benchmark_refuses_existing_results(models, tmp_path, capsys):
     (tmp_path / "results.json").write_text("{}")
+    Manifest(str(tmp_path)).claim(["results.json"])  # an earlier kd_keras run's results
     code = main([str(models / "m.tflite"), "--data", "digits", "--out", str(tmp_path)])
     assert code == 2 and "already holds results (results.json); pass --overwrite" in capsys.readouterr().err
     assert (tmp_path / "results.json").read_text() == "{}"

@@ -12,6 +12,7 @@ import pytest
 from kd_keras.config import REPO_ROOT, quote
 from kd_keras.models import create_model
 from kd_keras.recipes.cli import main
+from kd_keras.cli.manifest import Manifest
 
 ROW_FIELDS = {"name", "role", "arch", "params", "size_bytes", "accuracy", "latency_ms_b1", "throughput",
               "train_seconds", "kd", "file"}
@@ -59,6 +60,7 @@ def test_default_recipe_smoke_writes_results(tmp_path, capsys):
 
 def test_existing_results_are_not_overwritten(tmp_path, capsys):
     (tmp_path / "results.json").write_text('{"keep": true}')
+    Manifest(str(tmp_path)).claim(["results.json"])  # an earlier kd_keras run's results
     code, err = run_cli(capsys, "--out", str(tmp_path))
     assert code == 2 and "already holds results (results.json); pass --overwrite" in err
     assert json.loads((tmp_path / "results.json").read_text()) == {"keep": True}

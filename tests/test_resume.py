@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+from kd_keras.cli.manifest import Manifest
 from kd_keras.config import REPO_ROOT
 
 
@@ -55,7 +56,7 @@ def test_sigkilled_run_resumes_with_the_same_command(tmp_path):
     assert sorted(set(epochs)) == list(range(12))
     results = json.loads((out / "results.json").read_text())
     assert [m["name"] for m in results["models"]] == ["teacher", "baseline", "kd"]
-    leftovers = [f for f in os.listdir(out) if "partial" in f or f.startswith(".")]
+    leftovers = [f for f in os.listdir(out) if "partial" in f or f.startswith(".") and f != ".kd_keras_run.json"]
     assert leftovers == []
 
 
@@ -65,11 +66,12 @@ def test_an_interrupted_run_of_another_config_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     (out / ".progress").mkdir(parents=True)
     (out / ".progress" / "config.json").write_text(json.dumps({"name": "another recipe"}))
+    Manifest(str(out)).claim([".progress/"])  # as an interrupted kd_keras run leaves it
     code, err = run_cli(capsys, "--smoke", "--out", str(out))
     assert code == 2 and len(err.splitlines()) == 1
     assert "holds an interrupted run of another config (it differs in " in err and "finished: nothing yet" in err
     assert "to discard it, pass --overwrite; to keep it, choose another --out." in err
-    assert os.listdir(out) == [".progress"]  # nothing was trained or written
+    assert sorted(os.listdir(out)) == [".kd_keras_run.json", ".progress"]  # nothing was trained or written
 
 
 def test_a_user_error_leaves_no_interrupted_run_and_the_fixed_command_proceeds(tmp_path, capsys):
@@ -84,7 +86,7 @@ def test_a_user_error_leaves_no_interrupted_run_and_the_fixed_command_proceeds(t
     (keep / "notes").mkdir(parents=True)
     (keep / "notes" / "mine.txt").write_text("the user's")
     code, err = run_cli(capsys, "--smoke", "--set", "student.options={ nope = 1 }", "--out", str(keep))
-    assert code == 2 and "nope" in err
+    assert code == 2 and "holds 1 file(s) that kd_keras did not write there (notes/mine.txt;" in err  # not its own
     assert sorted(p.name for p in keep.rglob("*")) == ["mine.txt", "notes"]  # an existing folder keeps its files
     code, err = run_cli(capsys, "--smoke", "--out", str(out))  # the corrected command
     assert code == 0, err

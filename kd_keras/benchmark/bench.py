@@ -86,11 +86,8 @@ def benchmark(paths: list[str], data: str, out_dir: str, threads: int = 2, runs:
         raise ValueError(f"--runs must be >= 50 for a stable median and p90, got {runs}.")
     from kd_keras.cli.lock import check_out_dir
 
-    check_out_dir(out_dir, overwrite)  # a file, an unwritable place, or earlier results: refused before measuring
-    held = [f for f in RESULT_FILES if os.path.exists(os.path.join(out_dir, f))]
-    if held and not overwrite:
-        raise ValueError(f"output dir {out_dir!r} already holds results ({', '.join(held)}); pass --overwrite "
-                         f"to replace them or choose another --out.")
+    # a file, an unwritable place, a user's files, or earlier results: refused before measuring
+    manifest = check_out_dir(out_dir, overwrite, {f"model {i + 1}": p for i, p in enumerate(paths)})
     if not paths:
         raise ValueError("no model given; pass one or more .keras, .tflite or .onnx files.")
     from kd_keras.tasks import TASKS
@@ -133,6 +130,9 @@ def benchmark(paths: list[str], data: str, out_dir: str, threads: int = 2, runs:
                "data": {"spec": data, "description": splits.description, "synthetic": splits.synthetic,
                         "num_test": splits.num_test},
                "models": rows, "environment": environment()}
+    if overwrite:
+        manifest.remove_owned()  # exactly an earlier run's files (kd_keras.cli.manifest)
+    manifest.claim(RESULT_FILES)
     write(results, out_dir, task)
     log(f"\nresults in {os.path.abspath(out_dir)}")
     return results

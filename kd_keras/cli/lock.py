@@ -13,17 +13,37 @@ LOCK = ".lock"
 RESULT_FILES = ("results.json", "results.md")
 
 
-def check_out_dir(out_dir: str, overwrite: bool) -> None:
-    """Refuses an output dir that is a file, cannot be written, or holds results (unless `overwrite`)."""
+def check_out_dir(out_dir: str, overwrite: bool, inputs: dict | None = None, resumable: bool = False):
+    """Refuses an output dir that is a file, cannot be written, holds files no kd_keras run wrote there
+    (`kd_keras.cli.manifest`), or holds an earlier run's results or files (unless `overwrite`).
+
+    Args:
+        inputs: `{what: path}` the run reads; refused inside `out_dir`.
+        resumable: an earlier run's files without results are kept for a resume (a recipe's `.progress`).
+
+    Returns:
+        the folder's `Manifest`.
+    """
+    from kd_keras.cli.manifest import check_ownership, shown
+
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"--out {out_dir!r} is a file, not a folder; choose a folder for the run's models and results.")
+        raise ValueError(f"--out {out_dir!r} is a file, not a folder; choose a folder for the run's models and "
+                         f"results.")
     why = unwritable_reason(out_dir)
     if why:
         raise ValueError(f"--out {out_dir!r} cannot be written ({why}); choose another --out.")
+    manifest = check_ownership(out_dir, overwrite, inputs)
+    if overwrite:
+        return manifest
     held = [f for f in RESULT_FILES if os.path.exists(os.path.join(out_dir, f))]
-    if held and not overwrite:
+    if held:
         raise ValueError(f"output dir {out_dir!r} already holds results ({', '.join(held)}); "
                          f"pass --overwrite to replace them or choose another --out.")
+    earlier = manifest.owned()
+    if earlier and not resumable:
+        raise ValueError(f"output dir {out_dir!r} holds an earlier run's files ({shown(earlier)}) and nothing to "
+                         f"resume; pass --overwrite to replace them or choose another --out.")
+    return manifest
 
 
 def _alive(pid: int) -> bool:

@@ -27,8 +27,9 @@ class Progress:
     Args:
         out_dir: the run's output dir.
         config: the recipe as plain data (`kd_keras.config.to_dict`).
-        overwrite: start afresh: forget an interrupted run's progress and
-            backups.
+        overwrite: start afresh: an interrupted run's progress of another
+            config is not refused (the runner removes it with the rest of
+            the earlier run's files, `kd_keras.cli.manifest`).
         enabled: `train.resume`; when off, nothing is recorded or resumed.
 
     Raises:
@@ -39,10 +40,8 @@ class Progress:
         self.folder = os.path.join(out_dir, PROGRESS)
         self.backup_root = os.path.join(out_dir, BACKUP)
         self.out_dir, self.config, self.enabled = out_dir, config, enabled
-        if overwrite or not enabled:
-            self.clear()
-        meta = os.path.join(self.folder, "config.json")
-        if os.path.isfile(meta):
+        meta = os.path.join(self.folder, "config.json")  # on --overwrite the runner removes it, once its checks pass
+        if enabled and not overwrite and os.path.isfile(meta):
             with open(meta) as f:
                 held = json.load(f)
             if held != json.loads(json.dumps(config)):

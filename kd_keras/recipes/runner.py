@@ -36,7 +36,7 @@ from kd_keras.training.precision import as_float32
 from kd_keras.cli.lock import OutputLock, check_out_dir
 from kd_keras.recipes import paired
 from kd_keras.recipes.plot import results_png
-from kd_keras.recipes.resume import Progress
+from kd_keras.recipes.resume import BACKUP, PROGRESS, Progress
 from kd_keras.recipes.scores import evaluate_stored
 from kd_keras.teachers.load import teacher_file
 from kd_keras.teachers.source import TeacherSource, transfer_splits
@@ -58,14 +58,17 @@ class Runner:
                  export: bool = False):
         self.cfg, self.task, self.out_dir, self.log = cfg, task, out_dir, log
         self.command, self.export = command, export or cfg.report.export
-        check_out_dir(out_dir, overwrite)
+        resumable = cfg.train.resume and os.path.isfile(os.path.join(out_dir, PROGRESS, "config.json"))
+        self.manifest = check_out_dir(out_dir, overwrite, run_inputs(cfg), resumable)
+        self.overwrite = overwrite
         self.created_out_dir = not os.path.exists(out_dir)
         self.plans = validate(cfg, task, out_dir)
         check_teacher_weights(cfg)
         self.strategy = make_strategy(cfg.train.strategy)  # before any TensorFlow op: multi-worker needs it first
         self.out_dir = worker_out_dir(out_dir, self.strategy)
         if self.out_dir != out_dir:
-            check_out_dir(self.out_dir, True)
+            self.manifest = check_out_dir(self.out_dir, True)
+            self.overwrite = True
         self.lock = OutputLock(self.out_dir)  # before Progress, which may clear an interrupted run (--overwrite)
         self.lock.acquire()
         try:
@@ -123,7 +126,7 @@ class Runner:
             raise TrainingDiverged(
                 f"training of {name!r} diverged: the loss became NaN/inf in epoch {guard.diverged_epoch}, "
                 f"step {guard.diverged_step}; kept the weights of epoch {guard.last_good_epoch} in {path}; "
-                f"lower train.learning_rate."
+                f"lower train.learning_rate and run again with --overwrite (or another --out)."
             )
         return seconds, how
 
@@ -227,6 +230,7 @@ class Runner:
             self._forget_failed_start()  # a user error is not an interrupted run: the fixed command proceeds
             raise
         finally:
+            self._claim_new_files()
             self.lock.release()
             keras.config.set_dtype_policy(policy)
 
@@ -237,11 +241,40 @@ class Runner:
         total = 2 + self.cfg.train.pairs * (1 + len(self.plans))
         self.log(f"\n== [{self._steps.index(step) + 1}/{total}] {text}")
 
+    def _claim_out_dir(self) -> None:
+        """Removes an earlier run's files on `--overwrite` (exactly its manifest's), then records this run's."""
+        if self.overwrite:
+            removed = self.manifest.remove_owned()
+            self.progress.clear()
+            if removed:
+                self.log(f"--overwrite: removed the {len(removed)} file(s) of the earlier run in {self.out_dir}")
+        self._files_at_start = set(self.manifest.files())
+        self.manifest.claim(planned_files(self.cfg, self.plans, self.export))
+        done = self.progress.start()
+        if done:
+            self.log(f"resuming an interrupted run in {self.out_dir}: {', '.join(done)} already finished")
+
+    def _claim_new_files(self) -> None:
+        """Adds to the manifest any file that appeared since the run started (its own: the folder was checked)."""
+        start = getattr(self, "_files_at_start", None)
+        if start is not None:
+            new = [f for f in self.manifest.files() if f not in start and not self.manifest.owns(f)]
+            if new:
+                self.manifest.claim(new)
+
     def _forget_failed_start(self) -> None:
-        """After a user error with no model finished: no progress record, and no output folder this run made."""
+        """After a user error with no model finished: no progress record, no file and no output folder this run
+        made (all of them its own)."""
         if self.progress.finished():
             return
         self.progress.clear()
+        if getattr(self, "_files_at_start", None) is not None:
+            self._claim_new_files()
+            self.manifest.remove_owned()
+            try:
+                os.remove(self.manifest.path)
+            except FileNotFoundError:
+                pass
         self._remove_empty_folders()
 
     def _remove_empty_folders(self) -> None:
@@ -256,9 +289,6 @@ class Runner:
     def _run(self) -> dict:
         cfg = self.cfg
         os.makedirs(self.out_dir, exist_ok=True)
-        done = self.progress.start()
-        if done:
-            self.log(f"resuming an interrupted run in {self.out_dir}: {', '.join(done)} already finished")
         side, why = self.task.inferred_image_size(cfg) if hasattr(self.task, "inferred_image_size") else (0, "")
         if side:
             self.cfg = cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image_size=side))
@@ -276,6 +306,7 @@ class Runner:
         self.train_ds, self.val_ds, self.test_ds = self.task.pipelines(s, cfg.data, cfg.train.seed)
         transfer = transfer_splits(self.task, s, self.plans, cfg.data, self.log)  # read before anything trains
         students = self._labelled_subset() if cfg.data.labels_per_class else None  # checked before the teacher
+        self._claim_out_dir()  # every check passed: only now is an earlier run's output replaced
 
         rows, self.trained, self.saved, self.as_trained = [], {}, {}, {}
         teacher, seconds, source = self._trained("teacher", self._teacher)
@@ -440,6 +471,34 @@ class Runner:
         self.log("\n" + md)
         self.log(f"results and models saved in {Path(self.out_dir).resolve()}")
         return results
+
+
+def run_inputs(cfg: Config) -> dict:
+    """`{key: path}` of the files and folders a recipe reads, which its `--out` must not hold."""
+    found = {"data.path": cfg.data.path, "teacher.weights": cfg.teacher.weights, "teacher.model": cfg.teacher.model,
+             "student.model": cfg.student.model}
+    for d in cfg.distill:
+        found[f"the [[distill]] entry {d.name!r}'s student.model"] = (d.student or {}).get("model", "")
+    return {k: v for k, v in found.items() if isinstance(v, str) and v and os.path.exists(v)}
+
+
+def planned_files(cfg: Config, plans: list, export: bool = False) -> list[str]:
+    """The names a recipe run writes in its `--out` (files, and folders ending in `/`)."""
+    from kd_keras.recipes.export_step import SUFFIX
+
+    names = ["teacher"]
+    for k in range(cfg.train.pairs):
+        suffix = "" if k == 0 else f"_pair{k + 1}"
+        names += ["baseline" + suffix] + [d.name + suffix for d, _ in plans]
+    out = [PROGRESS + "/", BACKUP + "/", "results.json", "results.md", "results.png"]
+    if not cfg.train.teacher_cache_dir:
+        out.append("teacher_cache/")
+    for n in names:
+        out += [f"{n}.keras", f"logs/{n}.csv", f"logs/{n}/"]
+    if export:  # the teacher in fp32, the first pair's KD students in each mode (kd_keras.recipes.export_step)
+        out += ["teacher.fp32.tflite"] + [f"{d.name}.{SUFFIX[q]}.tflite" for d, _ in plans
+                                          for q in cfg.report.export_quantize]
+    return out
 
 
 def run(cfg: Config, task, out_dir: str, overwrite: bool = False, log=print, command: str = "",
