@@ -169,6 +169,6 @@ def test_ctrl_c_ends_in_one_line_that_says_how_to_resume(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert err.splitlines() == [f"interrupted: finished models and the last finished epoch are kept in run; run the "
-                                f"same command to resume."]
+    assert err.splitlines() == ["interrupted: finished models and the last finished epoch are kept in run; run the "
+                                "same command to resume."]
     assert (tmp_path / "run" / ".progress" / "config.json").exists()  # an interrupted run, kept for resuming

@@ -303,7 +303,8 @@ def bad_files(tmp_path_factory):
 @needs_shared
 @pytest.mark.parametrize("case", [
     ("four.keras", None, None, "gives 4 scores per image, but the data has 3 classes (airplane, automobile, frog)"),
-    ("text.keras", None, None, "is not a Keras model (a .keras archive saved by model.save)"),
+    ("text.keras", None, None, "is corrupt or not a Keras model (a .keras file saved by model.save is a zip "
+                               "archive; this is not one)"),
     ("custom.keras", None, None, "needs the custom object 'Doubled', which is not "
                                  "registered; pass --custom-objects MODULE"),
     ("ok.keras", "one", None, "has one class, 'cat'; a classifier needs at least two"),

@@ -112,6 +112,11 @@ def benchmark(paths: list[str], data: str, out_dir: str, threads: int = 2, runs:
     first = next(iter(runtimes.values()))
     scale = sr_scale(first) if task.name == "super_resolution" else None
     cfg, splits = dataspec.load(data, task, scale, overrides)
+    for p, runtime in runtimes.items():  # every model against the data before any is scored or timed
+        why = misfit(runtime, splits, task)
+        if why:
+            raise ValueError(f"model {p!r} {why}; benchmark a model on data of the shape and classes it was trained "
+                             f"on (--data), and models of one input shape together.")
     _, _, test = task.pipelines(splits, cfg.data, cfg.train.seed)
     rows = []
     for p, runtime in runtimes.items():
@@ -136,6 +141,20 @@ def benchmark(paths: list[str], data: str, out_dir: str, threads: int = 2, runs:
     write(results, out_dir, task)
     log(f"\nresults in {os.path.abspath(out_dir)}")
     return results
+
+
+def misfit(runtime, splits, task) -> str:
+    """Why `runtime` cannot be scored on `splits` ("" if it can): another input shape, channels or class count."""
+    want, got = tuple(runtime.input_shape), tuple(splits.input_shape)
+    show = lambda shape: "x".join("?" if d is None else str(d) for d in shape)  # noqa: E731
+    if task.name == "classification":
+        if len(want) != len(got) or any(w is not None and g is not None and w != g for w, g in zip(want, got)):
+            return f"takes {show(want)} inputs, but {splits.description} gives {show(got)} images"
+        if splits.num_classes and runtime.output_channels != splits.num_classes:
+            return f"has {runtime.output_channels} classes, but {splits.description} has {splits.num_classes}"
+    elif want and got and want[-1] is not None and got[-1] is not None and want[-1] != got[-1]:
+        return f"takes {want[-1]}-channel inputs, but {splits.description} gives {got[-1]}-channel images"
+    return ""
 
 
 def environment() -> dict:

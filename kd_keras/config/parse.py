@@ -46,6 +46,8 @@ def apply_override(data: dict, assignment: str) -> None:
     node = data
     for i, part in enumerate(parts[:-1]):
         nxt = parts[i + 1]
+        if not isinstance(node, (dict, list)):
+            _below_a_value(parts[:i], node, key)
         if isinstance(node, list):
             node = _list_item(node, part, key)
             continue
@@ -53,6 +55,8 @@ def apply_override(data: dict, assignment: str) -> None:
             node[part] = [] if nxt.isdigit() else {}
         node = node[part]
     last = parts[-1]
+    if not isinstance(node, (dict, list)):
+        _below_a_value(parts[:-1], node, key)
     if isinstance(node, list):
         idx = int(last) if last.isdigit() else None
         if idx is None or idx >= len(node):
@@ -60,6 +64,12 @@ def apply_override(data: dict, assignment: str) -> None:
         node[idx] = parse_value(text.strip())
     else:
         node[last] = parse_value(text.strip())
+
+
+def _below_a_value(parent: list, value, key: str):
+    name = ".".join(parent)
+    raise ValueError(f"--set {key}: {name} is a value ({value!r}), not a table with keys; set it as a whole, e.g. "
+                     f"--set {name}=...")
 
 
 def _list_item(node: list, part: str, key: str):
@@ -107,6 +117,9 @@ def load_config(path: str | os.PathLike | None, overrides=(), smoke: bool = Fals
             data = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"config file {os.fspath(p)!r} is not valid TOML: {e}.") from None
+        if not data:
+            raise ValueError(f"config file {os.fspath(p)!r} sets no key (it is empty or all comments); start from a "
+                             f"shipped recipe: python -m kd_keras.recipes.<task> --list.")
     if smoke:
         data.setdefault("train", {}).update(epochs=1, warmup_epochs=0, teacher_views=2)
         data.setdefault("teacher", {}).update(epochs=1)

@@ -43,6 +43,11 @@ class DataConfig:
             (Hinton et al. 2015 distilled with 3% of the labels).
         cache: keep decoded images in memory (turn off for data larger
             than RAM).
+        skip_bad_images: image folders: leave corrupt or too large files
+            out, counted in the report (`--skip-bad-images`), instead of
+            refusing the folder; see `kd_keras.data.scan`.
+        max_image_pixels: image folders: the largest image, width x height,
+            that is decoded (default: Pillow's decompression-bomb threshold).
         scale: super-resolution factor (2, 3 or 4).
         patch_size: dense tasks: side of the random training crops (for
             super-resolution, of the high-resolution patch); training images
@@ -66,6 +71,8 @@ class DataConfig:
     limit: int = 0
     labels_per_class: int = 0
     cache: bool = True
+    skip_bad_images: bool = False
+    max_image_pixels: int = 89_478_485
     scale: int = 2
     patch_size: int = 0
     repeats: int = 1

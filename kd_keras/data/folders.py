@@ -3,10 +3,10 @@
 Each has an `index_*` step that checks the layout and lists `(file,
 label)` pairs without decoding anything (a wrong layout gets one line that
 names the missing file or column), and a loader that decodes the images
-into memory. Grayscale images become RGB. A corrupt image is skipped, with
-one warning that counts and names the skipped files, so one bad file in
-100,000 does not stop a run; `python -m kd_keras.data.prepare` reports them
-before training.
+into memory. Grayscale images become RGB. Corrupt or too large files are
+refused before training, a few named and all counted, unless
+`data.skip_bad_images` leaves them out (counted in the report);
+`python -m kd_keras.data.prepare` lists them without training.
 
 References:
     Le & Yang. Tiny ImageNet Visual Recognition Challenge. Stanford CS231N, 2015.
@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import csv
 import os
-import sys
 
 import numpy as np
+
+from kd_keras.data.scan import MAX_IMAGE_PIXELS, inspect_file, refusal
 
 TINY_IMAGENET_LAYOUT = "wnids.txt, words.txt, train/<wnid>/images/*.JPEG, val/images/, val/val_annotations.txt"
 MHIST_COLUMNS = ("Image Name", "Majority Vote Label", "Number of Annotators who Selected SSA", "Partition")
@@ -111,41 +112,52 @@ def index_mhist(root: str) -> dict:
             "train": split["train"], "test": split["test"]}
 
 
-def decode(pairs: list, image_size: int | None, what: str) -> tuple[np.ndarray, np.ndarray, list]:
-    """Decodes `(file, label)` pairs to uint8 RGB arrays of one size; corrupt files are skipped and returned."""
+def decode(pairs: list, image_size: int | None, what: str, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple:
+    """Decodes `(file, label)` pairs to uint8 RGB arrays of one size; returns `(images, labels, bad)`, `bad` the
+    `(file, why)` of corrupt or too large files, which are left out."""
     from PIL import Image
 
-    images, labels, skipped = [], [], []
+    images, labels, bad = [], [], []
     for path, label in pairs:
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                if image_size and im.size != (image_size, image_size):
-                    im = im.resize((image_size, image_size), Image.BILINEAR)
-                array = np.asarray(im, np.uint8)
-        except (OSError, ValueError, SyntaxError):  # PIL's errors for truncated or non-image files
-            skipped.append(path)
+        why = inspect_file(path, max_pixels)[0]
+        if why:
+            bad.append((path, why))
             continue
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if image_size and im.size != (image_size, image_size):
+                im = im.resize((image_size, image_size), Image.BILINEAR)
+            array = np.asarray(im, np.uint8)
         if images and array.shape != images[0].shape:
             raise ValueError(f"{path} is {array.shape[1]}x{array.shape[0]} but earlier {what} images are "
                              f"{images[0].shape[1]}x{images[0].shape[0]}; set data.image_size to resize them all.")
         images.append(array)
         labels.append(label)
-    if skipped:
-        shown = ", ".join(os.path.basename(p) for p in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-        print(f"warning: skipped {len(skipped)} unreadable {what} image(s): {shown}", file=sys.stderr)
-    if not images:
-        raise ValueError(f"no readable {what} images (skipped {len(skipped)}).")
-    return np.stack(images), np.asarray(labels, np.int32), skipped
+    return images, labels, bad
 
 
-def load_indexed(index: dict, what: str, image_size, limit) -> tuple:
-    """`(x_train, y_train, x_test, y_test, class_names)` from an index, `limit` images per split at most."""
+def load_indexed(index: dict, what: str, image_size, limit, skip_bad: bool = False,
+                 max_pixels: int = MAX_IMAGE_PIXELS) -> tuple:
+    """`(x_train, y_train, x_test, y_test, class_names, skipped)` from an index, `limit` images per split at most.
+
+    Corrupt or too large files are refused (one line naming a few) unless `skip_bad`: then left out, and counted
+    in `skipped`.
+    """
     train, test = index["train"], index["test"]
     if limit:  # keep classes mixed: a seeded shuffle before the cut
         order = np.random.default_rng(0)
         train = [train[i] for i in order.permutation(len(train))[:limit]]
         test = [test[i] for i in order.permutation(len(test))[:limit]]
-    x_tr, y_tr, _ = decode(train, image_size, what)
-    x_te, y_te, _ = decode(test, image_size, what)
-    return x_tr, y_tr, x_te, y_te, index["classes"]
+    x_tr, y_tr, bad_tr = decode(train, image_size, what, max_pixels)
+    x_te, y_te, bad_te = decode(test, image_size, what, max_pixels)
+    bad = bad_tr + bad_te
+    if bad and not skip_bad:
+        raise ValueError(refusal(bad, len(train) + len(test), f"{what} folder"))
+    if not x_tr or not x_te:
+        raise ValueError(f"{what} folder: no usable {'training' if not x_tr else 'test'} image (left out "
+                         f"{len(bad)} bad files).")
+    if bad:
+        print(f"   --skip-bad-images: left out {len(bad):,} bad {what} image file(s), e.g. "
+              f"{', '.join(os.path.basename(p) for p, _ in bad[:3])}")
+    return (np.stack(x_tr), np.asarray(y_tr, np.int32), np.stack(x_te), np.asarray(y_te, np.int32),
+            index["classes"], len(bad))

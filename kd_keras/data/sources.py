@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras.data.images import read_image
+from kd_keras.data.scan import MAX_IMAGE_PIXELS, refusal, scan
 
 SOURCES = ("digits", "fashion_mnist_small", "npz", "folder", "tfds", "tiny_imagenet", "mhist")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -48,11 +49,14 @@ class DataSplits:
     class_names: list
     description: str
     synthetic: bool = False
+    skipped: int = 0  # bad image files left out (data.skip_bad_images)
+    notes: list = dataclasses.field(default_factory=list)  # how mixed images were made one set (kd_keras.data.scan)
 
 
 def load(source: str, path: str | None = None, name: str | None = None, data_dir: str | None = None,
          image_size: int | None = None, val_fraction: float = 0.1, seed: int = 0, limit: int | None = None,
-         manual_dir: str | None = None) -> DataSplits:
+         manual_dir: str | None = None, skip_bad_images: bool = False, max_image_pixels: int = MAX_IMAGE_PIXELS,
+         log=print) -> DataSplits:
     """Loads a classification dataset.
 
     Args:
@@ -66,6 +70,11 @@ def load(source: str, path: str | None = None, name: str | None = None, data_dir
         seed: seed of the train/validation split.
         limit: keep at most this many training and test examples (smoke runs).
         manual_dir: tfds manual download folder (imagenet2012's tar files).
+        skip_bad_images: folder sources: leave corrupt or too large files
+            out (counted in `skipped`) instead of refusing them.
+        max_image_pixels: folder sources: the largest image (width x
+            height) decoded; see `kd_keras.data.scan`.
+        log: where a large folder's progress goes.
 
     Raises:
         ValueError: unknown source or malformed data.
@@ -92,10 +101,14 @@ def load(source: str, path: str | None = None, name: str | None = None, data_dir
 
         index = (folders.index_tiny_imagenet if source == "tiny_imagenet" else folders.index_mhist)(path or "")
         what = "Tiny ImageNet" if source == "tiny_imagenet" else "MHIST"
-        x_tr, y_tr, x_te, y_te, names = folders.load_indexed(index, what, image_size, limit)
-        return _from_arrays(x_tr, y_tr, x_te, y_te, names, f"{what} {path}", val_fraction, seed, None, None)
+        x_tr, y_tr, x_te, y_te, names, skipped = folders.load_indexed(index, what, image_size, limit,
+                                                                       skip_bad_images, max_image_pixels)
+        splits = _from_arrays(x_tr, y_tr, x_te, y_te, names, f"{what} {path}", val_fraction, seed, None, None)
+        splits.skipped = skipped
+        return splits
     if source == "folder":
-        return _folder(_require_path(path, "image folder", must_be_file=False), image_size, val_fraction, seed, limit)
+        return _folder(_require_path(path, "image folder", must_be_file=False), image_size, val_fraction, seed, limit,
+                       skip_bad_images, max_image_pixels, log)
     return _tfds(name, data_dir, image_size, val_fraction, limit, manual_dir)
 
 
@@ -182,8 +195,11 @@ def _as_labels(y, n: int, where: str):
     y = np.asarray(y).reshape(-1)
     if y.shape[0] != n:
         raise ValueError(f"{where} has {y.shape[0]} labels for {n} images.")
-    if not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+    if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"{where} must hold integer class ids >= 0, got dtype {y.dtype}.")
+    if y.size and y.min() < 0:
+        raise ValueError(f"{where} has label {int(y.min())} (at index {int(y.argmin())}); class ids must be integers "
+                         f">= 0: 0..K-1 for K classes.")
     return y.astype("int32")
 
 
@@ -197,8 +213,11 @@ def _check_classes(y_tr, y_te, class_names) -> int:
     if not y_tr.size or not y_te.size:
         raise ValueError(f"the {'training' if not y_tr.size else 'test'} split holds no labels; give at least one "
                          f"image per split.")
+    k = len(class_names) if class_names is not None else int(y_tr.max()) + 1
+    if k < 2:
+        which = f"class_names {list(class_names)!r}" if class_names is not None else "every label is 0"
+        raise ValueError(f"the data has {k} class ({which}); a classifier needs at least two.")
     if class_names is not None:
-        k = len(class_names)
         for where, y in (("y_train", y_tr), ("y_test", y_te)):
             if y.max() >= k:
                 raise ValueError(f"{where} has label {int(y.max())}, but class_names names {k} classes (labels "
@@ -246,19 +265,6 @@ def _from_arrays(x_tr, y_tr, x_te, y_te, class_names, desc, val_fraction, seed, 
     )
 
 
-def _channels(path: str):
-    """(3 or 1, the image as read): colour and palette images are RGB, grey ones (any bit depth) one channel."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            grey = im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
-    except OSError:
-        grey = False  # read_image names the unreadable file
-    image = read_image(path, "L" if grey else "RGB")
-    return (1 if grey else 3), image
-
-
 def _resize(image, image_size):
     if not image_size:
         return image
@@ -299,21 +305,25 @@ def _check_class_folders(root: Path, classes, files, labels, path: str) -> None:
 
 
 def first_image_side(path: str) -> int | None:
-    """The longer side of the image a folder source sizes itself by (its first training image), else None."""
+    """The side a folder source resizes to when `data.image_size` is not set: its training images' most common
+    longer side (headers only), else None."""
+    import collections
+
     from PIL import Image
 
     root = Path(path)
     _, files, _ = _list_classes(root / "train" if (root / "train").is_dir() else root)
-    if not files:
-        return None
-    try:
-        with Image.open(files[0]) as im:
-            return int(max(im.size))
-    except OSError:
-        return None
+    sides = collections.Counter()
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                sides[int(max(im.size))] += 1
+        except (OSError, ValueError, SyntaxError):
+            continue  # the scan names it
+    return max(sides.items(), key=lambda kv: (kv[1], kv[0]))[0] if sides else None
 
 
-def _folder(path: str, image_size, val_fraction, seed, limit):
+def _folder(path: str, image_size, val_fraction, seed, limit, skip_bad=False, max_pixels=MAX_IMAGE_PIXELS, log=print):
     root = Path(path)
     has_splits = (root / "train").is_dir()
     classes, files, labels = _list_classes(root / "train" if has_splits else root)
@@ -331,10 +341,26 @@ def _folder(path: str, image_size, val_fraction, seed, limit):
     files, labels = files[train_idx], labels[train_idx]
     if limit:
         files, labels, test_files, test_labels = files[:limit], labels[:limit], test_files[:limit], test_labels[:limit]
+    found = scan([*files, *test_files], max_pixels, log)  # every file read once, before any training
+    skipped = 0
+    if found.bad:
+        if not skip_bad:
+            raise ValueError(refusal(found.bad, len(files) + len(test_files), f"image folder {path!r}"))
+        bad = {p for p, _ in found.bad}
+        keep, keep_test = ~np.isin(files, list(bad)), ~np.isin(test_files, list(bad))
+        skipped = int((~keep).sum() + (~keep_test).sum())
+        files, labels = files[keep], labels[keep]
+        test_files, test_labels = test_files[keep_test], test_labels[keep_test]
+        log(f"   --skip-bad-images: left out {skipped:,} bad image file(s), e.g. "
+            f"{', '.join(os.path.basename(p) for p, _ in found.bad[:3])}")
+        emptied = [c for i, c in enumerate(classes) if i not in set(labels.tolist())]
+        if emptied:
+            raise ValueError(f"image folder {path!r}: without its bad files, class {emptied[0]!r} has no usable "
+                             f"training image; add images to it or remove the folder.")
     tr, va = _split_val(len(files), val_fraction, seed)
-    channels, first = _channels(files[0])
-    if image_size is None:
-        image_size = int(max(first.shape[0], first.shape[1]))
+    channels = found.channels
+    notes = found.notes(image_size or 0)
+    image_size = image_size or found.side
     mode = "RGB" if channels == 3 else "L"
 
     def decode(fname):  # kd_keras' one image reader: EXIF orientation, 16-bit and float scaling, any mode
@@ -350,10 +376,12 @@ def _folder(path: str, image_size, val_fraction, seed, limit):
 
         return tf.data.Dataset.from_tensor_slices((f, l)).map(read, num_parallel_calls=tf.data.AUTOTUNE)
 
+    shown = f" ({skipped:,} bad image files left out: --skip-bad-images)" if skipped else ""
     return DataSplits(
         train=ds(files[tr], labels[tr]), val=ds(files[va], labels[va]), test=ds(test_files, test_labels),
         num_classes=len(classes), input_shape=(image_size, image_size, channels), num_train=len(tr),
-        num_val=len(va), num_test=len(test_files), class_names=classes, description=f"folder {path}",
+        num_val=len(va), num_test=len(test_files), class_names=classes, description=f"folder {path}{shown}",
+        skipped=skipped, notes=notes,
     )
 
 

@@ -73,7 +73,8 @@ def load_model_file(path, role: str = "teacher") -> keras.Model:
         raise FileNotFoundError(f"{role} model file {path!r} does not exist; check {flag}.")
     if os.path.isdir(path) or not zipfile.is_zipfile(path):
         other = ", or pass an .onnx or .tflite teacher" if role == "teacher" else ""
-        raise ValueError(f"{role} file {path!r} is not a Keras model (a .keras archive saved by model.save); save "
+        raise ValueError(f"{role} file {path!r} is corrupt or not a Keras model (a .keras file saved by model.save "
+                         f"is a zip archive; this is not one); save "
                          f"the model with model.save(\"{role}.keras\"){other}.")
     try:
         with zipfile.ZipFile(path) as archive:

@@ -212,6 +212,10 @@ def load_weights(model: keras.Model, path: str, name: str | None = None) -> None
         return
     if not (path.endswith(".keras") or path.endswith(".weights.h5")):
         raise ValueError(f"weights file {path!r} must end in .keras or .weights.h5.")
+    corrupt = corrupt_model_file(path)
+    if corrupt:
+        raise ValueError(f"weights file {path!r} {corrupt}; pass the file the model was saved to (model.save or "
+                         f"model.save_weights).")
     if path.endswith(".keras"):
         _check_run_size(model, path)
     try:
@@ -224,6 +228,29 @@ def load_weights(model: keras.Model, path: str, name: str | None = None) -> None
             f"({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
             f"use weights saved from the same architecture, num_classes and options."
         ) from None
+
+
+def corrupt_model_file(path: str) -> str:
+    """Why a `.keras` / `.weights.h5` file is corrupt ("" if its container opens): a `.keras` file is a zip
+    archive with a config.json, a `.weights.h5` file an HDF5 file."""
+    if not os.path.isfile(path):
+        return ""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if path.endswith(".weights.h5") and head != b"\x89HDF\r\n\x1a\n":
+        return "is corrupt: not an HDF5 file (a .weights.h5 file saved by model.save_weights starts with one)"
+    if path.endswith(".keras"):
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            return "is corrupt: not a zip archive (a .keras file saved by model.save is one)"
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if "config.json" not in archive.namelist():
+                    return "is corrupt or not a Keras model: a zip archive without config.json"
+        except (OSError, zipfile.BadZipFile):
+            return "is corrupt: its zip archive does not open"
+    return ""
 
 
 def _run_size(layers: list, input_shape) -> tuple | None:

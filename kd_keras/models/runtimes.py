@@ -307,6 +307,11 @@ def load_trained(path: str):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file {path!r} does not exist; train one with the recipe first, "
                                 f"or pass --model PATH.")
+    from kd_keras.models.registry import corrupt_model_file
+
+    corrupt = corrupt_model_file(path)
+    if corrupt:
+        raise ValueError(f"model file {path!r} {corrupt}; pass a model saved with model.save(\"model.keras\").")
     try:
         import keras
 

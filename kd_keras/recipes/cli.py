@@ -29,6 +29,9 @@ def parser(task: str, default_config: str, predict: bool = False) -> argparse.Ar
     p.add_argument("--data", metavar="PATH|NAME",
                    help="the data: a folder of class sub-folders (or train/ and test/ above them), an .npz file, or "
                         "a TensorFlow Datasets name; data.source is inferred from what it is")
+    p.add_argument("--skip-bad-images", dest="skip_bad_images", action="store_true",
+                   help="image folders: leave corrupt or too large image files out (counted in the report) instead "
+                        "of refusing the folder; same as --set data.skip_bad_images=true")
     p.add_argument("--teacher", metavar="FILE",
                    help="your trained teacher: a .keras model of any architecture, or an .onnx, .tflite file or "
                         "SavedModel folder; same as --set teacher.model=FILE")
@@ -131,6 +134,8 @@ def flag_overrides(args, task_name: str, given: list, default_config: str) -> li
             out += [f"{role}.model={quote(value)}", f"{role}.options={{}}", f"{role}.weights=\"\""]
     if args.pairs is not None:
         out.append(f"train.pairs={args.pairs}")
+    if args.skip_bad_images:
+        out.append("data.skip_bad_images=true")
     if args.custom_objects:
         out.append("custom_objects=[" + ", ".join(quote(m) for m in args.custom_objects) + "]")
     if args.export not in (None, "recipe"):

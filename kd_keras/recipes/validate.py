@@ -80,6 +80,10 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
     if cfg.data.labels_per_class < 0:
         raise ValueError(f"data.labels_per_class must be >= 0 (0: every training image), got "
                          f"{cfg.data.labels_per_class}.")
+    check_data_numbers(cfg.data)
+    if not 0 <= t.warmup_epochs < t.epochs:
+        raise ValueError(f"train.warmup_epochs = {t.warmup_epochs} is not shorter than the {t.epochs} training "
+                         f"epochs; lower it (a few epochs of a long schedule).")
     if cfg.data.labels_per_class and task is not None and task.name != "classification":
         raise ValueError(f"data.labels_per_class applies to classification; a {task.name} recipe trains on every "
                          f"training image: remove it.")
@@ -156,6 +160,29 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
         plans.append((d, losses))
     check_file_teacher(cfg, task, plans)
     return plans
+
+
+def check_data_numbers(d) -> None:
+    """`data.limit`, `image_size`, `val_fraction`, `batch_size` and `max_image_pixels`: one line naming the key."""
+    for key, value, low in (("limit", d.limit, 0), ("image_size", d.image_size, 0), ("batch_size", d.batch_size, 1),
+                            ("max_image_pixels", d.max_image_pixels, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            zero = {"limit": " (0: every image)", "image_size": " (0: the images' own size)"}.get(key, "")
+            raise ValueError(f"data.{key} must be an integer >= {low}{zero}, got {value!r}.")
+    if not 0.0 < d.val_fraction < 1.0 and not (d.val_sets and 0.0 <= d.val_fraction < 1.0):
+        raise ValueError(f"data.val_fraction must be in (0, 1): every run validates each epoch on the images it "
+                         f"holds out, got {d.val_fraction!r}; e.g. --set data.val_fraction=0.1.")
+
+
+def check_split_sizes(s, d) -> None:
+    """Every split holds an image: too few images for the splits get one line, before anything trains."""
+    sizes = (("training", s.num_train), ("validation", s.num_val), ("test", s.num_test))
+    empty = [name for name, n in sizes if n < 1]
+    if empty:
+        splits = f"split{'s' if len(empty) > 1 else ''}"
+        raise ValueError(f"the data ({s.description}) leaves the {' and '.join(empty)} {splits} "
+                         f"empty ({s.num_train} training / {s.num_val} validation / {s.num_test} test images, "
+                         f"data.val_fraction = {d.val_fraction}, data.limit = {d.limit}); give more images.")
 
 
 def check_model_file(role: str, m, task) -> bool:
@@ -276,6 +303,12 @@ def check_teacher_weights(cfg: Config) -> None:
                      "with its model card, and pass its path)")
         raise FileNotFoundError(f"teacher weights {tc.weights!r} do not exist; fix teacher.weights{hint}, or set "
                                 f"teacher.train_if_missing=true to train the teacher.")
+    if tc.weights and tc.weights != "imagenet" and tc.weights not in named:
+        from kd_keras.models.registry import corrupt_model_file
+
+        corrupt = corrupt_model_file(str(find_file(tc.weights)))
+        if corrupt:
+            raise ValueError(f"teacher weights {tc.weights!r} {corrupt}; fix teacher.weights.")
 
 
 def check_models(cfg: Config, plans: list, new_model, input_shape=None, task=None, sample=None, class_names=()):

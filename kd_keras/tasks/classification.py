@@ -36,7 +36,8 @@ class ClassificationTask(Task):
         splits = kd_data.load(cfg.source, path=cfg.resolved_path() or None, name=cfg.name or None,
                             data_dir=cfg.data_dir or None, manual_dir=cfg.manual_dir or None,
                             image_size=cfg.image_size or None,
-                            val_fraction=cfg.val_fraction, seed=seed, limit=cfg.limit or None)
+                            val_fraction=cfg.val_fraction, seed=seed, limit=cfg.limit or None,
+                            skip_bad_images=cfg.skip_bad_images, max_image_pixels=cfg.max_image_pixels)
         self.binary = splits.num_classes == 2
         return splits
 
