@@ -12,6 +12,8 @@ _install_moved_modules()  # 0.1 import paths (kd_keras.teacher_cache, ...) keep 
 
 if _quiet.wanted():  # a kd_keras command line: filter TensorFlow's start-up lines before it is imported
     _quiet.install()
+if _quiet.command_line():  # and Ctrl-C while it starts ends in one line
+    _quiet.one_line_interrupt()
 
 from kd_keras.distiller import Distiller  # noqa: E402
 from kd_keras.losses import DistillLoss, create_loss, list_losses, register_loss  # noqa: E402

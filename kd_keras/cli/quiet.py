@@ -5,8 +5,8 @@ logged before `absl::InitializeLog()` straight to stderr, whatever
 `TF_CPP_MIN_LOG_LEVEL` says (abseil/abseil-cpp#1718): the oneDNN and CUDA
 notices, the CPU-feature notice, a failed `cuInit` on a machine without a
 GPU. A user's one-line error would follow four such lines. The kd_keras
-command lines (`python -m kd_keras.recipes.*`, `kd_keras.export`,
-`kd_keras.benchmark`) therefore pass stderr through a filter, at the level
+command lines (every `python -m kd_keras...`: recipes, export, benchmark,
+data.prepare) therefore pass stderr through a filter, at the level
 of the file descriptor, so that it also holds for C++ and worker processes,
 that drops exactly those lines; everything else (Python's own output,
 warnings, errors, other C++ errors) passes unchanged. `--verbose` turns the
@@ -21,7 +21,7 @@ import re
 import sys
 import threading
 
-CLI_MODULES = ("kd_keras.recipes.", "kd_keras.export", "kd_keras.benchmark")
+CLI_MODULES = ("kd_keras.",)  # every command line: recipes, export, benchmark, data.prepare, models
 
 # Abseil's prefix is "<I|W|E>MMDD <time>  <thread> <file>:<line>] "; before InitializeLog() the time is
 # "00:00:<seconds since the epoch>.<micros>", after it "hh:mm:ss.<micros>".
@@ -31,6 +31,8 @@ NOISE = re.compile(
     r"|[IW]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\] .*"  # every info and warning line
     rf"|{_ABSL}(?:failed call to cuInit|oneDNN supports DT_\w+ only on platforms).*"  # CPU-only machines
     r"|To enable the following instructions: .*in other operations, rebuild TensorFlow.*"
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."  # LiteRT, once per interpreter
+    r"|fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, output_inference_type: \w+"  # int8
     r")$"
 )
 
@@ -40,13 +42,38 @@ def is_noise(line: str) -> bool:
     return bool(NOISE.match(line.rstrip("\r\n")))
 
 
+def command_line(orig_argv=None) -> bool:
+    """Whether this process is a kd_keras command line (`python -m kd_keras...`)."""
+    argv = list(getattr(sys, "orig_argv", []) if orig_argv is None else orig_argv)
+    if "-m" not in argv[:-1]:
+        return False
+    return argv[argv.index("-m") + 1].startswith(CLI_MODULES)
+
+
 def wanted(orig_argv=None) -> bool:
     """Whether this process is a kd_keras command line run without `--verbose`."""
     argv = list(getattr(sys, "orig_argv", []) if orig_argv is None else orig_argv)
-    if "-m" not in argv[:-1] or "--verbose" in argv:
-        return False
-    module = argv[argv.index("-m") + 1]
-    return module.startswith(CLI_MODULES)
+    return command_line(argv) and "--verbose" not in argv
+
+
+def one_line_interrupt() -> None:
+    """Ctrl-C before a command's own handler runs (while TensorFlow imports, say): one line and exit 130, not a
+    traceback of the import machinery."""
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb):
+        if not issubclass(exc_type, KeyboardInterrupt):
+            return previous(exc_type, exc, tb)
+        try:
+            sys.stderr.write("interrupted: stopped while starting; nothing was written.\n")
+            sys.stderr.flush()
+        finally:
+            import atexit
+
+            atexit._run_exitfuncs()  # the stderr filter drains before the process ends
+            os._exit(130)
+
+    sys.excepthook = hook
 
 
 def install() -> None:

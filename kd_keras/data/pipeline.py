@@ -70,6 +70,8 @@ def classification_pipeline(ds: tf.data.Dataset, num_classes: int, image_shape, 
         epoch = tf.data.Dataset.from_tensors(0).map(lambda _: teacher_views.start_epoch())
         epoch = epoch.flat_map(lambda e: tf.data.Dataset.from_tensors(e).repeat())
         batches = int(ds.cardinality())
+        if batches < 0 and teacher_views.info.get("examples"):  # a filtered split: the views count its images
+            batches = -(-int(teacher_views.info["examples"]) // batch_size)
         ds = tf.data.Dataset.zip((ds, epoch)).map(lambda b, e: (*b, e))
         if batches >= 0:  # kept known, so that Keras counts the steps as without views
             ds = ds.apply(tf.data.experimental.assert_cardinality(batches))

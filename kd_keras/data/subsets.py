@@ -37,4 +37,5 @@ def labelled_subset(splits: DataSplits, per_class: int, seed: int) -> DataSplits
         return example
 
     train = splits.train.enumerate().filter(kept).map(example_of)
+    train = train.apply(tf.data.experimental.assert_cardinality(int(keep.sum())))  # Keras then counts the steps
     return dataclasses.replace(splits, train=train, num_train=int(keep.sum()))

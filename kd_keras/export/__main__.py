@@ -35,12 +35,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+MIN_OPSET, MAX_OPSET = 7, 18  # ONNX Runtime's oldest guaranteed opset; tf2onnx 1.17's newest
+
+
 def run(args) -> None:
     from kd_keras.export.exporter import export_model
 
     if args.calibration_samples < 1 or args.parity_samples < 1 or args.threads < 1:
         raise ValueError(f"--calibration-samples, --parity-samples and --threads must be >= 1, got "
                          f"{args.calibration_samples}, {args.parity_samples}, {args.threads}.")
+    if args.format == "onnx" and not MIN_OPSET <= args.opset <= MAX_OPSET:
+        raise ValueError(f"--opset must be between {MIN_OPSET} (the oldest ONNX Runtime supports) and {MAX_OPSET} "
+                         f"(the newest tf2onnx writes), got {args.opset}; the default, 17, suits ONNX Runtime and "
+                         f"TensorRT.")
     export_model(args.model, args.format, args.out, args.quantize, args.calibration, args.overwrite, args.io_type,
                  args.calibration_samples, args.parity_samples, args.threads, args.opset, args.overrides)
 

@@ -172,6 +172,7 @@ class OnnxRuntime(Runtime):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: ONNX Runtime's warnings are its own, in colour, on stderr
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
