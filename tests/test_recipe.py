@@ -134,7 +134,10 @@ def test_nan_loss_stops_and_keeps_last_good_weights(tmp_path, capsys):
                         "--smoke", "--out", str(out))
     assert code == 3, err
     assert re.search(r"diverged: the loss became NaN/inf in epoch 1, step (\d+); kept the weights of epoch 0", err)
+    assert err.endswith("lower train.learning_rate and run again with --overwrite (or another --out).")
     assert (out / "teacher.keras").exists() and not (out / "results.json").exists()
+    code, err = run_cli(capsys, "--set", "teacher.epochs=1", "--smoke", "--out", str(out), "--overwrite")  # the hint
+    assert code == 0, err
 
 
 def test_cli_process_prints_no_traceback(tmp_path):
