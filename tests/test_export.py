@@ -169,7 +169,7 @@ def _bad_cases(tmp_path, digits_model, unconvertible):
         "int8 without calibration": ([model, "--format", "tflite", "--quantize", "int8", "--out",
                                       str(tmp_path / "m.tflite")], "int8 quantisation needs calibration data"),
         "model does not load": ([str(garbage), "--format", "tflite", "--out", str(tmp_path / "m.tflite")],
-                                f"cannot load model {str(garbage)!r}"),
+                                f"model file {str(garbage)!r} is corrupt: not a zip archive"),
         "missing model": ([str(tmp_path / "nope.keras"), "--format", "tflite", "--out", str(tmp_path / "m.tflite")],
                           "does not exist"),
         "output exists": ([model, "--format", "tflite", "--out", str(existing)],

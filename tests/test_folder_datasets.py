@@ -37,13 +37,15 @@ def test_tiny_imagenet_unknown_wnid_names_the_line(tmp_path):
         load("tiny_imagenet", path=str(root))
 
 
-def test_corrupt_image_is_skipped_with_a_warning_naming_it(tmp_path, capsys):
+def test_a_corrupt_image_is_refused_by_name_or_skipped_and_counted(tmp_path, capsys):
     root = make_tiny_imagenet(tmp_path / "tin")
     (root / "train" / WNIDS[1] / "images" / f"{WNIDS[1]}_2.JPEG").write_bytes(b"\xff\xd8 truncated")
-    splits = load("tiny_imagenet", path=str(root), val_fraction=0.0)
-    assert splits.num_train == 5
-    err = capsys.readouterr().err
-    assert f"warning: skipped 1 unreadable Tiny ImageNet image(s): {WNIDS[1]}_2.JPEG" in err
+    with pytest.raises(ValueError, match=rf"Tiny ImageNet folder: 1 of 10 image files cannot be used "
+                                         rf"\({WNIDS[1]}_2.JPEG \(corrupt: .*--skip-bad-images"):
+        load("tiny_imagenet", path=str(root), val_fraction=0.0)
+    splits = load("tiny_imagenet", path=str(root), val_fraction=0.0, skip_bad_images=True)
+    assert splits.num_train == 5 and splits.skipped == 1
+    assert f"left out 1 bad Tiny ImageNet image file(s), e.g. {WNIDS[1]}_2.JPEG" in capsys.readouterr().out
     assert prepare_main(["tiny_imagenet", str(root)]) == 0
     assert "train: 6 images, 2 grayscale, 1 unreadable" in capsys.readouterr().out
 

@@ -73,9 +73,14 @@ def test_overwrite_of_a_folder_kd_keras_did_not_write_keeps_the_users_results(tm
 
 
 def test_overwrite_refuses_an_input_that_is_a_file_of_the_earlier_run(tmp_path):
-    first = recipe("--set", "train.pairs=1", "--out", "run", cwd=tmp_path)
-    quiet_success(first)
-    before = snapshot(tmp_path / "run")
+    from kd_keras.cli.manifest import Manifest
+
+    run = tmp_path / "run"  # an earlier run's folder, as its manifest lists it
+    run.mkdir()
+    model_file(run / "teacher.keras")
+    (run / "results.json").write_text("{}")
+    Manifest(str(run)).claim(["teacher.keras", "results.json"])
+    before = snapshot(run)
     proc = recipe("--set", 'teacher.weights="run/teacher.keras"', "--out", "run", "--overwrite", cwd=tmp_path)
     assert_one_line_error(proc, "teacher.weights 'run/teacher.keras' lies in --out 'run' (teacher.keras)",
                           "copy it out of the folder or choose another --out")
@@ -294,3 +299,47 @@ def test_ctrl_c_while_a_command_starts_ends_in_one_line(tmp_path, delay):
     assert proc.returncode == 130, err
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("interrupted: ") and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ the pieces, in process
+def test_scan_reports_progress_and_reasons(tmp_path):
+    from kd_keras.data.scan import scan
+
+    data = _folder(tmp_path / "pets", per_class=3)
+    (data / "cat" / "x.jpg").write_text("text")
+    Image.fromarray(np.zeros((50, 50, 3), np.uint8)).save(data / "dog" / "big.png")
+    lines = []
+    found = scan(sorted(str(p) for p in data.rglob("*.*")), max_pixels=2000, log=lines.append, every=0, large=0)
+    assert sorted(Path(p).name for p, _ in found.bad) == ["big.png", "x.jpg"]
+    assert dict((Path(p).name, why.split(",")[0].split(":")[0]) for p, why in found.bad) == {
+        "big.png": "too large", "x.jpg": "corrupt"}
+    assert len(found.good) == 6 and found.channels == 3 and found.side == 16
+    assert len(lines) == 8 and lines[-1].startswith("   checking images: 8 of 8 read")
+
+
+def test_manifest_removes_exactly_its_own_files(tmp_path):
+    from kd_keras.cli.manifest import Manifest
+
+    out = tmp_path / "run"
+    (out / "logs" / "kd").mkdir(parents=True)
+    (out / "logs" / "kd" / "events").write_text("tb")
+    (out / "kd.keras").write_text("model")
+    (out / "kd.partial.keras").write_text("a killed save")
+    m = Manifest(str(out))
+    m.claim(["kd.keras", "logs/kd/", "logs/kd.csv"])
+    assert m.foreign() == []
+    (out / "mine.txt").write_text("the user's")
+    m = Manifest(str(out))
+    assert m.foreign() == ["mine.txt"]
+    assert sorted(m.remove_owned()) == ["kd.keras", "kd.partial.keras", "logs/kd/events"]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [".kd_keras_run.json", "mine.txt"]
+    (out / ".kd_keras_run.json").write_text("{damaged")
+    assert Manifest(str(out)).foreign() == ["mine.txt"] and not Manifest(str(out)).readable
+
+
+def test_the_models_listing_the_student_help_points_to_runs_quietly(tmp_path):
+    proc = run_module("kd_keras.models", "--task", "classification", cwd=tmp_path)
+    quiet_success(proc)
+    rows = [line.split() for line in proc.stdout.splitlines()]
+    assert ["small_cnn", "classification", "student"] in [r[:3] for r in rows]
+    assert all(r[1] == "classification" for r in rows)

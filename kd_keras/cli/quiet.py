@@ -94,7 +94,7 @@ def install() -> None:
             while chunk := source.read(65536):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                out = b"".join(l + b"\n" for l in lines if not is_noise(l.decode("utf-8", "replace")))
+                out = b"".join(ln + b"\n" for ln in lines if not is_noise(ln.decode("utf-8", "replace")))
                 if out:
                     os.write(saved, out)
             if pending and not is_noise(pending.decode("utf-8", "replace")):

@@ -2,8 +2,8 @@
 
 SOURCE is `tiny_imagenet` or `mhist`. It checks the layout (one line naming
 what is missing), decodes every image, and prints the classes, the split
-sizes, how many images were grayscale, and which files are unreadable (the
-loaders skip those with a warning). With `--out FILE.json` it also writes
+sizes, how many images were grayscale, and which files are unreadable (a
+run refuses those unless `--skip-bad-images`). With `--out FILE.json` it also writes
 the index: classes and `(file, label)` pairs per split.
 """
 

@@ -86,8 +86,12 @@ def inspect_file(path: str, max_pixels: int):
     return "", max(w, h), grey
 
 
-def scan(files, max_pixels: int = MAX_IMAGE_PIXELS, log=print, what: str = "images") -> Scan:
-    """Reads every file once (in threads: Pillow decodes outside the GIL); see the module docstring."""
+def scan(files, max_pixels: int = MAX_IMAGE_PIXELS, log=print, what: str = "images", every: float = 10.0,
+         large: int = 2000) -> Scan:
+    """Reads every file once (in threads: Pillow decodes outside the GIL); see the module docstring.
+
+    A list of more than `large` files logs its progress every `every` seconds.
+    """
     files = list(files)
     good, bad, grey, sides = [], [], 0, collections.Counter()
     start = last = time.monotonic()
@@ -101,7 +105,7 @@ def scan(files, max_pixels: int = MAX_IMAGE_PIXELS, log=print, what: str = "imag
                 grey += is_grey
                 sides[side] += 1
             now = time.monotonic()
-            if len(files) > 2000 and now - last >= 10:
+            if len(files) > large and now - last >= every:
                 last = now
                 log(f"   checking {what}: {k:,} of {len(files):,} read ({now - start:.0f} s)")
     return Scan(good, bad, grey, sides)

@@ -1,0 +1,34 @@
+"""Command line: `python -m kd_keras.models [--task TASK]` lists the registered models, with their role and task."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kd_keras.cli.errors import report_user_errors
+
+
+def run(args) -> None:
+    from kd_keras.models.registry import list_models, model_role, model_task, pretrained_weights
+
+    names = list_models(task=args.task)
+    if not names:
+        raise ValueError(f"no model is registered for task {args.task!r}; tasks: classification, edge_detection, "
+                         f"super_resolution.")
+    width = max(len(n) for n in names)
+    for name in names:
+        weights = pretrained_weights(name)
+        extra = f"  weights: {', '.join(weights)}" if weights else ""
+        print(f"{name:<{width}}  {model_task(name):<16} {model_role(name):<8}{extra}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m kd_keras.models",
+                                description="List the registered models (create_model names): task, role "
+                                            "(teacher, student or any) and named weights.")
+    p.add_argument("--task", help="only this task's models (classification, edge_detection, super_resolution)")
+    return report_user_errors(run, p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
