@@ -48,7 +48,7 @@ def test_ci_refuses_a_checkout_that_is_not_clean_and_touches_nothing(tmp_path):
 
 
 def test_the_readme_library_example_runs_as_written_on_a_short_budget(tmp_path):
-    """The `## Using the library` block, run with 256 images and 1 epoch instead of 9,000 and 40: nothing else
+    """docs/library.md's `## Using the library` block, run with 256 images and 1 epoch instead of 9,000 and 40: nothing else
     changes, so a broken example fails here."""
     import sys
 
@@ -57,7 +57,7 @@ def test_the_readme_library_example_runs_as_written_on_a_short_budget(tmp_path):
     shared = REPO_ROOT.parent / "shared" / "data" / "cifar10_small.npz"
     if not shared.exists():
         pytest.skip("shared CIFAR-10 subset not present (../shared/data)")
-    text = (REPO_ROOT / "README.md").read_text()
+    text = (REPO_ROOT / "docs" / "library.md").read_text()
     code = re.search(r"## Using the library\n\n```python\n(.*?)```", text, re.S).group(1)
     for old, new in (("epochs=40", "epochs=1"), ("batch(10_000)", "batch(256)"),
                      ('"../shared/data/cifar10_small.npz"', repr(str(shared))),

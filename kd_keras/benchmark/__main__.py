@@ -6,15 +6,20 @@ import argparse
 import shlex
 import sys
 
+from kd_keras.cli.args import command_parser
+from kd_keras.version import __version__
 from kd_keras.cli.errors import report_user_errors
 from kd_keras.config.dataspec import EXAMPLES
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m kd_keras.benchmark",
-        description="Measure model files (.keras, .tflite, .onnx, SavedModel) side by side: size, task metric on "
-                    "the test split, batch-1 latency (median, p90), throughput and peak RSS of a separate process.")
+    prog = "python -m kd_keras.benchmark"
+    p = command_parser(
+        prog, "Measure model files (.keras, .tflite, .onnx, SavedModel) side by side: size, task metric on the test "
+              "split, batch-1 latency (median, p90), throughput and peak RSS of a separate process.",
+        [f"{prog} runs/fashion_mnist_small/teacher.keras kd.int8.tflite --data fashion_mnist_small --out runs/bench",
+         f"{prog} kd.onnx --data recipes/cifar10_small.toml --providers CUDAExecutionProvider --out runs/gpu",
+         f"{prog} kd.int8.tflite --data digits --threads 1 --no-xnnpack --out runs/ref_kernels"], __version__)
     p.add_argument("models", nargs="+", help="model files of one task")
     p.add_argument("--data", required=True, metavar="DATASPEC", help=f"the test data ({EXAMPLES})")
     p.add_argument("--out", default="runs/benchmark", help="output dir (default runs/benchmark)")

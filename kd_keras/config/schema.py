@@ -238,7 +238,7 @@ class TrainConfig:
         strategy: "default" (one device), "mirrored" (all local GPUs;
             `data.batch_size` is the global batch) or "multi_worker"
             (`tf.distribute.MultiWorkerMirroredStrategy` from `TF_CONFIG`;
-            see the README).
+            see docs/performance.md).
         resume: back up each training run every epoch and, when the same
             command runs again after a crash or kill, continue where it
             stopped (`keras.callbacks.BackupAndRestore`); finished models
@@ -275,6 +275,14 @@ class LossConfig:
 
     Any other key in the TOML table is an option of the method, e.g.
     `{ method = "kd", weight = 1.0, temperature = 4.0 }`.
+
+    Attributes:
+        method: a registered KD method (`kd`, `dkd`, `dist`, `mlkd`,
+            `fitnets`, `at`, `edge_kd`, `side_kd`, `cwd`, `output_l1`, `fakd`;
+            `kd_keras.list_losses()`).
+        weight: this term's weight in the distillation loss (>= 0).
+        options: the method's options, e.g. `temperature`; keys beside
+            `method` and `weight` land here too.
     """
 
     method: str = "kd"

@@ -14,6 +14,8 @@ import json
 import os
 import sys
 
+from kd_keras.cli.args import command_parser
+from kd_keras.version import __version__
 from kd_keras.cli.errors import check_new_output, report_user_errors
 from kd_keras.data import folders
 
@@ -52,13 +54,20 @@ def prepare(source: str, path: str, out: str | None = None, overwrite: bool = Fa
     return summary
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m kd_keras.data.prepare", description=__doc__.splitlines()[0])
-    p.add_argument("source", help="tiny_imagenet or mhist")
+def parser() -> argparse.ArgumentParser:
+    prog = "python -m kd_keras.data.prepare"
+    p = command_parser(prog, __doc__.splitlines()[0],
+                       [f"{prog} tiny_imagenet ~/data/tiny-imagenet-200",
+                        f"{prog} mhist ~/data/mhist --out mhist_index.json"], __version__)
+    p.add_argument("source", choices=tuple(INDEXERS), help="the folder's layout")
     p.add_argument("path", help="the dataset folder")
     p.add_argument("--out", help="write the index to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     return report_user_errors(prepare, args.source, args.path, args.out, args.overwrite)
 
 

@@ -5,19 +5,29 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kd_keras.cli.args import command_parser
+from kd_keras.version import __version__
 from kd_keras.cli.errors import report_user_errors
 from kd_keras.config.dataspec import EXAMPLES
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m kd_keras.export",
-        description="Export a trained kd_keras model (TFLite/LiteRT, ONNX, SavedModel, TF-TRT), check it against "
-                    "the Keras model on real test data, and write it only if it matches.")
+    from kd_keras.export.converters import IO_TYPES, QUANTIZE
+    from kd_keras.export.exporter import FORMATS
+
+    prog = "python -m kd_keras.export"
+    p = command_parser(
+        prog, "Export a trained kd_keras model (TFLite/LiteRT, ONNX, SavedModel, TF-TRT), check it against the "
+              "Keras model on real test data, and write it only if it matches.",
+        [f"{prog} runs/fashion_mnist_small/kd.keras --format tflite --out kd.tflite",
+         f"{prog} runs/fashion_mnist_small/kd.keras --format tflite --quantize int8 --calibration fashion_mnist_small "
+         f"--out kd.int8.tflite",
+         f"{prog} runs/fashion_mnist_small/kd.keras --format onnx --out kd.onnx"], __version__)
     p.add_argument("model", help="the trained .keras model")
-    p.add_argument("--format", required=True, help="tflite, onnx, saved_model or tftrt")
-    p.add_argument("--quantize", default="none", help="none (fp32), fp16, dynamic (int8 weights) or int8 (full "
-                                                      "integer, needs --calibration); default none")
+    p.add_argument("--format", required=True, choices=FORMATS, help="the file to write")
+    p.add_argument("--quantize", default="none", choices=QUANTIZE,
+                   help="none (fp32), fp16, dynamic (int8 weights) or int8 (full integer, needs --calibration); "
+                        "default none")
     p.add_argument("--calibration", metavar="DATASPEC",
                    help=f"real data: its training split calibrates int8, its test split checks parity ({EXAMPLES}); "
                         f"default: the task's embedded data")
@@ -25,7 +35,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's start-up and tf.function retracing messages (hidden by default)")
-    p.add_argument("--io-type", default="float", help="tflite int8: float (default), int8 or uint8 input/output")
+    p.add_argument("--io-type", default="float", choices=IO_TYPES,
+                   help="tflite int8: float (default), int8 or uint8 input/output")
     p.add_argument("--calibration-samples", type=int, default=200, help="int8 representative samples (200)")
     p.add_argument("--parity-samples", type=int, default=200, help="test samples of the parity check (200)")
     p.add_argument("--threads", type=int, default=2, help="runtime threads for the parity check (2)")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from kd_keras.cli.args import command_parser
+from kd_keras.version import __version__
 from kd_keras.cli.errors import report_user_errors
 
 
@@ -23,10 +24,11 @@ def run(args) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m kd_keras.models",
-                                description="List the registered models (create_model names): task, role "
-                                            "(teacher, student or any) and named weights.")
-    p.add_argument("--task", help="only this task's models (classification, edge_detection, super_resolution)")
+    prog = "python -m kd_keras.models"
+    p = command_parser(prog, "List the registered models (create_model names): task, role (teacher, student or "
+                             "any) and named weights.", [prog, f"{prog} --task classification"], __version__)
+    p.add_argument("--task", choices=("classification", "edge_detection", "super_resolution"),
+                   help="only this task's models")
     return report_user_errors(run, p.parse_args(argv))
 
 

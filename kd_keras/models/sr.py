@@ -1,4 +1,4 @@
-"""Super-resolution models: EDSR-baseline teacher, FSRCNN/ESPCN student, bicubic.
+"""Super-resolution models: EDSR-baseline teacher, FSRCNN student (with ESPCN's sub-pixel output), bicubic.
 
 Each takes a raw 0-255 low-resolution RGB image of any size and returns the
 `scale`-times larger image, also on the 0-255 scale (not clipped: clip and

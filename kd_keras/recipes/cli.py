@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from kd_keras.cli.args import command_parser
+from kd_keras.version import __version__
 from kd_keras.cli.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from kd_keras.config import catalog, load_config, quote
 from kd_keras.export.converters import QUANTIZE
@@ -17,10 +19,15 @@ EXIT_DIVERGED = 3
 
 
 def parser(task: str, default_config: str, predict: bool = False) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=f"python -m kd_keras.recipes.{task}",
-        description=f"Train a teacher, a no-teacher baseline and KD students for {task}, and compare them.",
-    )
+    prog = f"python -m kd_keras.recipes.{task}"
+    own = {"classification": f"{prog} --teacher my_teacher.keras --data my_images/ --student mobilenet_v3_small "
+                             f"--export int8",
+           "edge_detection": f"{prog} --config bsds500 --data ../shared/data/bsds500",
+           "super_resolution": f"{prog} --config sr_t91 --data ../shared/data/sr"}[task]
+    p = command_parser(prog, f"Train a teacher, a no-teacher baseline and KD students for {task}, and compare "
+                             f"them side by side (accuracy, size, latency); optionally export the students.",
+                       [f"{prog}                       # the offline default", f"{prog} --list",
+                        f"{prog} --smoke --out runs/try   # seconds: checks a setup end to end", own], __version__)
     p.add_argument("--config", default=default_config,
                    help=f"a shipped recipe's name (--list) or a TOML file (default: {Path(default_config).stem})")
     p.add_argument("--list", action="store_true", help="list the shipped recipes of this task and exit")
@@ -45,8 +52,8 @@ def parser(task: str, default_config: str, predict: bool = False) -> argparse.Ar
                    help="train the baseline and each KD student N times, paired (same initial weights and batches "
                         "per pair, seeds train.seed .. +N-1), and report the mean, spread and wins; same as "
                         "--set train.pairs=N")
-    p.add_argument("--out", help="output dir for models and results (default: runs/<recipe name>); "
-                                 "with --predict, the output PNG")
+    p.add_argument("--out", help="output dir for models and results (default: runs/<recipe name>)"
+                                 + ("; with --predict, the output PNG" if predict else ""))
     p.add_argument("--smoke", action="store_true",
                    help="shrink the run to seconds (1 epoch, 256 examples); a --set still wins")
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")

@@ -35,7 +35,7 @@ def make_strategy(name: str):
     if name == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
             raise ValueError("train.strategy = \"multi_worker\" needs the TF_CONFIG environment variable on every "
-                             "worker (cluster and task); see the README's multi-worker section.")
+                             "worker (cluster and task); see docs/performance.md, multi-worker.")
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
