@@ -1,0 +1,151 @@
+"""The README and docs/ stay true: their links resolve, their command lines parse, every config key is documented, and
+every command prints its version."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from kd_keras.config import REPO_ROOT
+from kd_keras.version import __version__
+
+PAGES = [REPO_ROOT / "README.md", REPO_ROOT / "CHANGELOG.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+
+
+def links(text: str) -> list[str]:
+    return re.findall(r"!?\[[^\]]*\]\(([^)\s]+)\)", text)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_relative_link_resolves(page):
+    broken = []
+    for target in links(page.read_text()):
+        if re.match(r"^(https?:|mailto:|#)", target):
+            continue
+        path = (page.parent / target.split("#")[0]).resolve()
+        if not path.exists():
+            broken.append(target)
+    assert broken == [], f"{page.name}: links to missing files: {broken}"
+
+
+TEMPLATE = re.compile(r"[<>\[\]|]|\.\.\.|\bPATH\b|\bFILE\b|\bDIR\b")  # `<task>`, `[--out DIR]`, `a|b`: usage
+
+
+def command_lines(text: str) -> list[str]:
+    """Every `python -m kd_keras...` command with arguments: in code blocks (`\\` continuations joined, comments
+    dropped) and in inline code; usage templates and bare command names are left out."""
+    found = []
+    for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            for part in re.split(r"&&|\|\|", line.split(" #")[0]):
+                found.append(" ".join(part.split()))
+    found += [" ".join(code.split()) for code in re.findall(r"`(python -m kd_keras\.[^`]*)`", text)]
+    return [c for c in found if c.startswith("python -m kd_keras.") and not TEMPLATE.search(c)
+            and (len(c.split()) > 3 or c.split()[2] in ("kd_keras.recipes.classification",
+                                                       "kd_keras.recipes.edge_detection",
+                                                       "kd_keras.recipes.super_resolution", "kd_keras.models"))]
+
+
+def parse(line: str) -> None:
+    """Parses `line`'s flags with its command's own parser, as `--help` would see them (nothing runs)."""
+    args = shlex.split(line)[2:]
+    module, argv = args[0], args[1:]
+    if module.startswith("kd_keras.recipes."):
+        from kd_keras.recipes.cli import parser
+        from kd_keras.tasks import TASKS
+
+        task = module.rsplit(".", 1)[1]
+        assert task in TASKS, f"no recipe command {module}"
+        p = parser(task, "recipe.toml", predict=hasattr(TASKS[task](), "predict"))
+    elif module == "kd_keras.export":
+        from kd_keras.export.__main__ import parser as p_
+        p = p_()
+    elif module == "kd_keras.benchmark":
+        from kd_keras.benchmark.__main__ import parser as p_
+        p = p_()
+    elif module == "kd_keras.data.prepare":
+        from kd_keras.data.prepare import parser as p_
+        p = p_()
+    elif module == "kd_keras.models":
+        from kd_keras.models.__main__ import main
+        assert not [a for a in argv if a.startswith("-") and a not in ("--task", "--version", "--help")], line
+        return
+    elif module == "kd_keras.config.reference":
+        assert argv in ([], [">", "docs/config.md"]), line
+        return
+    else:
+        raise AssertionError(f"unknown command module {module!r} in {line!r}")
+    argv = argv[: argv.index(">")] if ">" in argv else argv
+    try:
+        p.parse_args(argv)
+    except SystemExit as e:
+        raise AssertionError(f"{line!r} does not parse (exit {e.code})") from None
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_command_line_in_the_docs_parses(page, capsys):
+    lines = command_lines(page.read_text())
+    for line in lines:
+        parse(line)
+    capsys.readouterr()
+
+
+def test_the_readme_shows_the_main_commands():
+    lines = command_lines((REPO_ROOT / "README.md").read_text())
+    for module in ("kd_keras.recipes.classification", "kd_keras.export", "kd_keras.benchmark"):
+        assert any(line.startswith(f"python -m {module}") for line in lines), module
+
+
+def test_command_lines_are_found_and_a_bad_flag_fails():
+    text = "```bash\npython -m kd_keras.export m.keras --format tflite \\\n    --out m.tflite  # a comment\n```\n"
+    assert command_lines(text) == ["python -m kd_keras.export m.keras --format tflite --out m.tflite"]
+    with pytest.raises(AssertionError, match="does not parse"):
+        parse("python -m kd_keras.export m.keras --format coreml --out m.tflite")
+
+
+def test_every_config_key_is_documented():
+    """docs/config.md is what the schema's docstrings say: a key added without a meaning, or a page left stale,
+    fails here (regenerate: python -m kd_keras.config.reference > docs/config.md)."""
+    import dataclasses
+
+    from kd_keras.config import reference
+    from kd_keras.config.schema import Config
+
+    page = (REPO_ROOT / "docs" / "config.md").read_text()
+    assert page == reference.markdown()
+    for name, cls in reference._tables(Config, ""):
+        for f in dataclasses.fields(cls):
+            assert f"| `{f.name}` |" in page, f"{name}.{f.name}"
+
+
+def test_an_undocumented_key_is_caught():
+    import dataclasses
+
+    from kd_keras.config import reference
+
+    @dataclasses.dataclass
+    class Table:
+        """A table.
+
+        Attributes:
+            known: documented.
+        """
+
+        known: int = 0
+        unknown: int = 1
+
+    assert reference.descriptions(Table) == {"known": "documented."}
+
+
+@pytest.mark.parametrize("module", ["kd_keras.recipes.classification", "kd_keras.recipes.edge_detection",
+                                    "kd_keras.recipes.super_resolution", "kd_keras.export", "kd_keras.benchmark",
+                                    "kd_keras.data.prepare", "kd_keras.models", "kd_keras.config.reference"])
+def test_version_on_every_command(module, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == f"kd_keras {__version__}" and proc.stderr == ""
