@@ -71,9 +71,8 @@ def parse(line: str) -> None:
         from kd_keras.data.prepare import parser as p_
         p = p_()
     elif module == "kd_keras.models":
-        from kd_keras.models.__main__ import main
-        assert not [a for a in argv if a.startswith("-") and a not in ("--task", "--version", "--help")], line
-        return
+        from kd_keras.models.__main__ import parser as p_
+        p = p_()
     elif module == "kd_keras.config.reference":
         assert argv in ([], [">", "docs/config.md"]), line
         return

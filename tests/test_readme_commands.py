@@ -48,8 +48,8 @@ def test_ci_refuses_a_checkout_that_is_not_clean_and_touches_nothing(tmp_path):
 
 
 def test_the_readme_library_example_runs_as_written_on_a_short_budget(tmp_path):
-    """docs/library.md's `## Using the library` block, run with 256 images and 1 epoch instead of 9,000 and 40: nothing else
-    changes, so a broken example fails here."""
+    """docs/library.md's `## Using the library` block, run with 256 images and 1 epoch instead of 9,000 and 40:
+    nothing else changes, so a broken example fails here."""
     import sys
 
     import pytest

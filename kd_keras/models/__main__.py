@@ -23,13 +23,17 @@ def run(args) -> None:
         print(f"{name:<{width}}  {model_task(name):<16} {model_role(name):<8}{extra}")
 
 
-def main(argv=None) -> int:
+def parser():
     prog = "python -m kd_keras.models"
     p = command_parser(prog, "List the registered models (create_model names): task, role (teacher, student or "
                              "any) and named weights.", [prog, f"{prog} --task classification"], __version__)
     p.add_argument("--task", choices=("classification", "edge_detection", "super_resolution"),
                    help="only this task's models")
-    return report_user_errors(run, p.parse_args(argv))
+    return p
+
+
+def main(argv=None) -> int:
+    return report_user_errors(run, parser().parse_args(argv))
 
 
 if __name__ == "__main__":
