@@ -148,3 +148,17 @@ def test_version_on_every_command(module, tmp_path):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == f"kd_keras {__version__}" and proc.stderr == ""
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO_ROOT / "recipes").glob("*.toml")), ids=lambda p: p.stem)
+def test_each_recipe_states_its_current_measurement_in_at_most_8_lines(recipe):
+    import tomllib
+
+    expected = tomllib.loads(recipe.read_text()).get("expected", "").strip()
+    assert expected and len(expected.splitlines()) <= 8, f"{recipe.name}: {len(expected.splitlines())} lines"
+    named = re.findall(r"recipes/results/[\w.{},-]+\.md", expected)
+    if "Not measured here" not in expected:  # a recipe whose data is not available offline states that instead
+        assert named, f"{recipe.name} names no results file"
+    for path in named:
+        first = path.split(",")[0].replace("{0,1}", "0")
+        assert (REPO_ROOT / first).exists(), f"{recipe.name}: {first} does not exist"
