@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from kd_keras.cli.args import command_parser
+from kd_keras.cli.args import command_parser, parse
 from kd_keras.version import __version__
 from kd_keras.cli.errors import report_user_errors
 from kd_keras.config.dataspec import EXAMPLES
@@ -55,7 +55,10 @@ def run(args, argv) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    return report_user_errors(run, parser().parse_args(argv), argv,
+    args, code = parse(parser(), argv)
+    if args is None:
+        return code
+    return report_user_errors(run, args, argv,
                               interrupted="no results were written; run the same command again")
 
 

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from kd_keras.cli.args import command_parser
+from kd_keras.cli.args import command_parser, parse
 from kd_keras.version import __version__
 from kd_keras.cli.errors import check_new_output, report_user_errors
 from kd_keras.data import folders
@@ -67,7 +67,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    args, code = parse(parser(), argv)
+    if args is None:
+        return code
     return report_user_errors(prepare, args.source, args.path, args.out, args.overwrite)
 
 

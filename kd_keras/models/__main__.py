@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from kd_keras.cli.args import command_parser
+from kd_keras.cli.args import command_parser, parse
 from kd_keras.version import __version__
 from kd_keras.cli.errors import report_user_errors
 
@@ -33,7 +33,8 @@ def parser():
 
 
 def main(argv=None) -> int:
-    return report_user_errors(run, parser().parse_args(argv))
+    args, code = parse(parser(), argv)
+    return code if args is None else report_user_errors(run, args)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from kd_keras.cli.args import command_parser
+from kd_keras.cli.args import command_parser, parse
 from kd_keras.version import __version__
 from kd_keras.cli.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from kd_keras.config import catalog, load_config, quote
@@ -76,7 +76,9 @@ def main(task_name: str, default_config: str, argv=None) -> int:
     from kd_keras.tasks import TASKS
 
     task = TASKS[task_name]()
-    args = parser(task_name, default_config, predict=hasattr(task, "predict")).parse_args(argv)
+    args, code = parse(parser(task_name, default_config, predict=hasattr(task, "predict")), argv)
+    if args is None:
+        return code
     if args.list:
         print(catalog.listing(task_name))
         return 0
