@@ -87,6 +87,7 @@ def test_overwrite_refuses_an_input_that_is_a_file_of_the_earlier_run(tmp_path):
     assert snapshot(tmp_path / "run") == before
 
 
+@pytest.mark.slow  # a real run (the default suite's 15-minute budget)
 def test_overwrite_by_a_one_student_config_leaves_nothing_of_the_two_student_run(tmp_path):
     two = ("--set", 'distill.1.name="kd2"', "--set", 'distill.1.losses=[{ method = "kd" }]', "--set", "train.pairs=1")
     quiet_success(recipe(*two, "--out", "run", cwd=tmp_path))
@@ -133,6 +134,7 @@ def test_a_corrupt_image_in_a_folder_is_refused_before_training(tmp_path, bad):
     assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # a real run (the default suite's 15-minute budget)
 def test_skip_bad_images_trains_without_them_and_counts_them(tmp_path):
     data = _folder(tmp_path / "pets")
     (data / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
@@ -190,7 +192,16 @@ def test_benchmark_refuses_a_model_of_another_class_count(tmp_path):
     assert_one_line_error(proc, "model 'm4.keras' has 4 classes, but sklearn load_digits", "has 10")
 
 
-def test_benchmark_refuses_models_of_two_input_shapes_and_an_onnx_that_does_not_fit(tmp_path):
+def test_benchmark_refuses_models_of_two_input_shapes(tmp_path):
+    model_file(tmp_path / "ok.keras")
+    model_file(tmp_path / "m16.keras", (16, 16, 3), classes=10)
+    proc = run_module("kd_keras.benchmark", "ok.keras", "m16.keras", "--data", "digits", "--out", "b", cwd=tmp_path)
+    assert_one_line_error(proc, "model 'm16.keras' takes 16x16x3 inputs")
+    assert "timing" not in proc.stdout and not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow  # an ONNX export first (the default suite's 15-minute budget)
+def test_benchmark_refuses_an_onnx_that_does_not_fit(tmp_path):
     model_file(tmp_path / "ok.keras")
     model_file(tmp_path / "m16.keras", (16, 16, 3), classes=10)
     rng = np.random.default_rng(0)  # parity data of the model's shape
@@ -200,7 +211,7 @@ def test_benchmark_refuses_models_of_two_input_shapes_and_an_onnx_that_does_not_
     exported = run_module("kd_keras.export", "m16.keras", "--format", "onnx", "--calibration", "npz:rgb16.npz",
                           "--out", "m16.onnx", cwd=tmp_path)
     quiet_success(exported)
-    for models in (["ok.keras", "m16.keras"], ["ok.keras", "m16.onnx"]):
+    for models in (["ok.keras", "m16.onnx"],):
         proc = run_module("kd_keras.benchmark", *models, "--data", "digits", "--out", "b", cwd=tmp_path)
         assert_one_line_error(proc, f"model '{models[1]}' takes 16x16x3 inputs")
         assert "timing" not in proc.stdout and not (tmp_path / "b").exists()
@@ -272,7 +283,13 @@ def test_data_prepare_prints_only_its_error(tmp_path):
     assert_one_line_error(proc, "MHIST folder 'nowhere' does not exist")
 
 
-def test_export_and_a_tflite_teacher_print_no_runtime_lines(tmp_path):
+def test_export_prints_no_runtime_lines(tmp_path):
+    model_file(tmp_path / "m.keras")
+    quiet_success(run_module("kd_keras.export", "m.keras", "--format", "tflite", "--out", "m.tflite", cwd=tmp_path))
+
+
+@pytest.mark.slow  # a real run (the default suite's 15-minute budget)
+def test_a_tflite_teacher_prints_no_runtime_lines(tmp_path):
     model_file(tmp_path / "m.keras")
     quiet_success(run_module("kd_keras.export", "m.keras", "--format", "tflite", "--out", "m.tflite", cwd=tmp_path))
     proc = recipe("--teacher", "m.tflite", "--set", "train.pairs=1", "--set", "teacher.check_fit=false",
@@ -289,7 +306,7 @@ def test_export_with_an_opset_onnx_runtime_does_not_support_is_refused(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
 
 
-@pytest.mark.parametrize("delay", [1.0, 3.0])
+@pytest.mark.parametrize("delay", [1.0, pytest.param(3.0, marks=pytest.mark.slow)])
 def test_ctrl_c_while_a_command_starts_ends_in_one_line(tmp_path, delay):
     proc = subprocess.Popen([sys.executable, "-m", RECIPE, *SMOKE, "--out", "run"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
