@@ -32,7 +32,7 @@ def check_out_dir(out_dir: str, overwrite: bool, inputs: dict | None = None, res
     why = unwritable_reason(out_dir)
     if why:
         raise ValueError(f"--out {out_dir!r} cannot be written ({why}); choose another --out.")
-    manifest = check_ownership(out_dir, overwrite, inputs)
+    manifest = check_ownership(out_dir, inputs)
     if overwrite:
         return manifest
     held = [f for f in RESULT_FILES if os.path.exists(os.path.join(out_dir, f))]

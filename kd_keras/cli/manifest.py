@@ -103,12 +103,11 @@ def shown(files: list[str], n: int = 3) -> str:
     return ", ".join(files[:n]) + (f" and {len(files) - n} more" if len(files) > n else "")
 
 
-def check_ownership(out_dir: str, overwrite: bool, inputs: dict | None = None) -> Manifest:
+def check_ownership(out_dir: str, inputs: dict | None = None) -> Manifest:
     """Refuses an `out_dir` with files no kd_keras run wrote, and inputs that `--overwrite` would remove.
 
     Args:
         out_dir: the run's output folder.
-        overwrite: `--overwrite`.
         inputs: `{what: path}` the run reads (e.g. `{"teacher.weights": "runs/x/teacher.keras"}`).
 
     Raises:

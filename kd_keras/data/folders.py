@@ -119,15 +119,13 @@ def decode(pairs: list, image_size: int | None, what: str, max_pixels: int = MAX
 
     images, labels, bad = [], [], []
     for path, label in pairs:
-        why = inspect_file(path, max_pixels)[0]
+        why, _, _, im = inspect_file(path, max_pixels, convert="RGB")  # checked and decoded in one read
         if why:
             bad.append((path, why))
             continue
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if image_size and im.size != (image_size, image_size):
-                im = im.resize((image_size, image_size), Image.BILINEAR)
-            array = np.asarray(im, np.uint8)
+        if image_size and im.size != (image_size, image_size):
+            im = im.resize((image_size, image_size), Image.BILINEAR)
+        array = np.asarray(im, np.uint8)
         if images and array.shape != images[0].shape:
             raise ValueError(f"{path} is {array.shape[1]}x{array.shape[0]} but earlier {what} images are "
                              f"{images[0].shape[1]}x{images[0].shape[0]}; set data.image_size to resize them all.")

@@ -65,25 +65,30 @@ class Scan:
         return out
 
 
-def inspect_file(path: str, max_pixels: int):
-    """`(why_bad, longer_side, grey)`: `why_bad` is "" for a usable image."""
+def inspect_file(path: str, max_pixels: int, convert: str = ""):
+    """`(why_bad, longer_side, grey)`: `why_bad` is "" for a usable image. With `convert` (a Pillow mode), a fourth
+    item: the decoded image in that mode (None if bad), so a loader decodes each file once."""
     from PIL import Image
 
+    image = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the cap below is the rule
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > max_pixels:
-                    return f"too large, {w}x{h} = {w * h / 1e6:.0f} MP over data.max_image_pixels", 0, False
+                    why = f"too large, {w}x{h} = {w * h / 1e6:.0f} MP over data.max_image_pixels"
+                    return (why, 0, False, None) if convert else (why, 0, False)
                 grey = im.mode in GREY_MODES
                 im.load()
+                if convert:
+                    image = im.convert(convert)
     except Image.DecompressionBombError:
-        return "too large for Pillow", 0, False
+        return ("too large for Pillow", 0, False, None) if convert else ("too large for Pillow", 0, False)
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # Pillow's errors for truncated or non-image files
-        first = (str(e).splitlines() or [type(e).__name__])[0][:60]
-        return f"corrupt: {first}", 0, False
-    return "", max(w, h), grey
+        why = f"corrupt: {(str(e).splitlines() or [type(e).__name__])[0][:60]}"
+        return (why, 0, False, None) if convert else (why, 0, False)
+    return ("", max(w, h), grey, image) if convert else ("", max(w, h), grey)
 
 
 def scan(files, max_pixels: int = MAX_IMAGE_PIXELS, log=print, what: str = "images", every: float = 10.0,
