@@ -190,8 +190,10 @@ def model_notes(rows: list[dict], metric: str, format_delta) -> list[str]:
         if kd.get("teacher_outputs"):
             lines.append(f"  {kd['teacher_outputs'][0].upper()}{kd['teacher_outputs'][1:]}.")
         if kd.get("transfer_images"):
-            lines.append(f"  It also trained on {kd['transfer_images']} unlabelled transfer images "
-                         f"({', '.join(kd['transfer'])}), labelled by the teacher alone.")
+            same = (f", within the baseline's {base['steps']:,} optimizer steps" if r.get("steps") and
+                    r.get("steps") == base.get("steps") else "")
+            lines.append(f"  It also trained on {kd['transfer_images']:,} unlabelled transfer images "
+                         f"({', '.join(kd['transfer'])}), labelled by the teacher alone{same}.")
         steps, base_steps = r.get("steps"), base.get("steps")
         if steps and base_steps and abs(steps - base_steps) > 0.05 * base_steps:  # whole epochs rarely match exactly
             lines.append(f"  It trained {steps:,} optimizer steps, the baseline {base_steps:,}: part of the "

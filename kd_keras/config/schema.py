@@ -41,6 +41,18 @@ class DataConfig:
             teacher the recipe trains uses the whole split: the common case
             of a teacher trained on more labelled data than the student gets
             (Hinton et al. 2015 distilled with 3% of the labels).
+        unlabeled: classification: the transfer set, images without labels
+            that the KD students also train on, labelled by the teacher alone
+            (Hinton et al. 2015): a list of image folders (flat or nested;
+            sub-folder names are ignored) and `.npz` files (their
+            `x_unlabeled` array), or "rest": the training images that
+            `labels_per_class` leaves out, whose labels no student sees.
+            Empty: none. The baseline never sees them; every student of a
+            pair takes the same optimizer steps (`train.epochs` counts passes
+            over the labelled images). A `[[distill]]` entry with
+            `unlabeled = false` trains without them, one with `labeled_share`
+            mixes them otherwise. Edge detection takes its transfer images per
+            entry (`[[distill]] transfer`).
         cache: keep decoded images in memory (turn off for data larger
             than RAM).
         skip_bad_images: image folders: leave corrupt or too large files
@@ -70,6 +82,7 @@ class DataConfig:
     batch_size: int = 64
     limit: int = 0
     labels_per_class: int = 0
+    unlabeled: object = dataclasses.field(default_factory=list)  # a list of paths, or "rest"
     cache: bool = True
     skip_bad_images: bool = False
     max_image_pixels: int = 89_478_485
@@ -319,6 +332,14 @@ class DistillConfig:
             `data.augment` ones for this student only, e.g.
             `{ mixup_alpha = 1.0 }` for function matching (the teacher sees
             the same mixed images).
+        unlabeled: train this student on the transfer set of
+            `data.unlabeled` too (classification; false: the labelled
+            images only, as a plain KD student).
+        labeled_share: how this student's batches mix labelled and
+            unlabelled images: 0 shows each image once per pass over the
+            transfer set (uniform: labelled images make their own share of
+            the set); a share in (0, 1) repeats the labelled images in each
+            pass so that they make about that share of every batch.
         transfer: folders of unlabelled images (edge detection) that this
             student also trains on, labelled by the teacher alone: the
             transfer set of Hinton et al. (2015). The baseline, which has
@@ -337,6 +358,8 @@ class DistillConfig:
     warmup_epochs: int = 0
     epochs: int = 0
     augment: dict = dataclasses.field(default_factory=dict)
+    unlabeled: bool = True
+    labeled_share: float = 0.0
     transfer: list = dataclasses.field(default_factory=list)
     teacher_scales: list[float] = dataclasses.field(default_factory=list)
     teacher_flip: bool = False

@@ -51,6 +51,8 @@ class DataSplits:
     synthetic: bool = False
     skipped: int = 0  # bad image files left out (data.skip_bad_images)
     notes: list = dataclasses.field(default_factory=list)  # how mixed images were made one set (kd_keras.data.scan)
+    unlabeled: int = 0  # training examples without a label (label -1): a transfer set (kd_keras.data.unlabeled)
+    labelled_repeats: int = 1  # with a transfer set: how often each labelled image is in one pass
 
 
 def load(source: str, path: str | None = None, name: str | None = None, data_dir: str | None = None,

@@ -18,6 +18,18 @@ def labelled_subset(splits: DataSplits, per_class: int, seed: int) -> DataSplits
     Raises:
         ValueError: a class with fewer than `per_class` training images.
     """
+    keep = _labelled_mask(splits, per_class, seed)
+    return dataclasses.replace(splits, train=_select(splits.train, keep), num_train=int(keep.sum()))
+
+
+def left_out(splits: DataSplits, per_class: int, seed: int) -> tuple[tf.data.Dataset, int]:
+    """The training images `labelled_subset(splits, per_class, seed)` leaves out, in their order, and their count:
+    `data.unlabeled = "rest"`, the transfer set whose labels no student sees."""
+    keep = _labelled_mask(splits, per_class, seed)
+    return _select(splits.train, ~keep), int((~keep).sum())
+
+
+def _labelled_mask(splits: DataSplits, per_class: int, seed: int) -> np.ndarray:
     labels = np.fromiter((int(y) for y in splits.train.map(lambda x, y: y).as_numpy_iterator()), np.int64)
     rng = np.random.default_rng(seed)
     keep = np.zeros(len(labels), bool)
@@ -28,6 +40,10 @@ def labelled_subset(splits: DataSplits, per_class: int, seed: int) -> DataSplits
             raise ValueError(f"data.labels_per_class = {per_class}, but class {name!r} has {len(where)} training "
                              f"images; set it to {len(where)} or fewer (0: every image).")
         keep[rng.choice(where, per_class, replace=False)] = True
+    return keep
+
+
+def _select(ds: tf.data.Dataset, keep: np.ndarray) -> tf.data.Dataset:
     mask = tf.constant(keep)
 
     def kept(i, example):
@@ -36,6 +52,5 @@ def labelled_subset(splits: DataSplits, per_class: int, seed: int) -> DataSplits
     def example_of(i, example):
         return example
 
-    train = splits.train.enumerate().filter(kept).map(example_of)
-    train = train.apply(tf.data.experimental.assert_cardinality(int(keep.sum())))  # Keras then counts the steps
-    return dataclasses.replace(splits, train=train, num_train=int(keep.sum()))
+    out = ds.enumerate().filter(kept).map(example_of)
+    return out.apply(tf.data.experimental.assert_cardinality(int(keep.sum())))  # Keras then counts the steps

@@ -4,6 +4,7 @@ from kd_keras.losses.base import DistillLoss
 from kd_keras.losses.dense import (BalancedBCELoss, ChannelWiseLoss, EdgeKDLoss, FAKDLoss, L1Loss, OutputL1Loss,
                                   SideOutputKDLoss)
 from kd_keras.losses.features import ATLoss, FitNetsLoss
+from kd_keras.losses.labelled import LabelledAccuracy, LabelledCrossentropy
 from kd_keras.losses.logits import DISTLoss, DKDLoss, KDLoss, MLKDLoss, standardize_logits
 from kd_keras.losses.registry import create_loss, get_loss_class, list_losses, register_loss
 
@@ -19,6 +20,8 @@ __all__ = [
     "FitNetsLoss",
     "KDLoss",
     "L1Loss",
+    "LabelledAccuracy",
+    "LabelledCrossentropy",
     "MLKDLoss",
     "OutputL1Loss",
     "SideOutputKDLoss",

@@ -36,6 +36,11 @@ def parser(task: str, default_config: str, predict: bool = False) -> argparse.Ar
     p.add_argument("--data", metavar="PATH|NAME",
                    help="the data: a folder of class sub-folders (or train/ and test/ above them), an .npz file, or "
                         "a TensorFlow Datasets name; data.source is inferred from what it is")
+    p.add_argument("--unlabeled", action="append", default=[], metavar="DIR|NPZ|rest",
+                   help="classification: images without labels that the KD students also learn from, labelled by "
+                        "the teacher (a transfer set): a folder (flat or nested), an .npz with x_unlabeled, or rest "
+                        "(the training images data.labels_per_class leaves out); repeatable; same as --set "
+                        "data.unlabeled=[...]")
     p.add_argument("--skip-bad-images", dest="skip_bad_images", action="store_true",
                    help="image folders: leave corrupt or too large image files out (counted in the report) instead "
                         "of refusing the folder; same as --set data.skip_bad_images=true")
@@ -145,6 +150,10 @@ def flag_overrides(args, task_name: str, given: list, default_config: str) -> li
         out.append(f"train.pairs={args.pairs}")
     if args.skip_bad_images:
         out.append("data.skip_bad_images=true")
+    if getattr(args, "unlabeled", None):
+        if any(not u for u in args.unlabeled):
+            raise ValueError("--unlabeled is empty; give a folder of images, an .npz file, or rest.")
+        out.append("data.unlabeled=[" + ", ".join(quote(u) for u in args.unlabeled) + "]")
     if args.custom_objects:
         out.append("custom_objects=[" + ", ".join(quote(m) for m in args.custom_objects) + "]")
     if args.export not in (None, "recipe"):

@@ -34,6 +34,7 @@ from kd_keras.models.registry import shipped_weights
 from kd_keras.training.precise_bn import PreciseBatchNorm
 from kd_keras.training.precision import as_float32
 from kd_keras.cli.lock import OutputLock, check_out_dir
+from kd_keras.data.unlabeled import entries as unlabeled_entries
 from kd_keras.recipes import paired
 from kd_keras.recipes.plot import results_png
 from kd_keras.recipes.resume import BACKUP, PROGRESS, Progress
@@ -88,17 +89,28 @@ class Runner:
              tta=None):
         t = self.cfg.train
         epochs = epochs or t.epochs
-        steps = self._steps_per_epoch(splits or self.splits)  # a transfer set adds steps
+        # The budget: every student of a pair takes the steps of `epochs` passes over the labelled images. A KD
+        # student with a transfer set (`splits`: the labelled and unlabelled images) streams its larger set over
+        # the same steps, so that a gain never comes from more training.
+        steps = self._steps_per_epoch(self.splits)
+        streamed = splits is not None and splits is not self.splits
+        passes = math.ceil(epochs * steps / self._steps_per_epoch(splits)) if streamed else epochs
         distiller = Distiller(teacher, student, losses, loss_weights, student_loss_weight,
                               distill_warmup_steps=warmup_epochs * steps, name=f"{name}_distiller")
         distiller.compile(optimizer=make_optimizer(t, learning_rate or t.learning_rate, epochs, steps),
                           loss=self.task.hard_loss(t.hard_loss), metrics=self.task.metrics(),
                           jit_compile=t.jit_compile)
-        train_ds, how = self._train_data(distiller, data, splits, tta, epochs)
+        train_ds, how = self._train_data(distiller, data, splits, tta, passes)
+        if streamed:
+            train_ds = train_ds.repeat()
+            n = self.task.samples_per_epoch(splits, data or self.cfg.data)
+            how = (f"{how}; " if how else "") + (f"its {n:,} labelled and unlabelled examples streamed over the "
+                                                 f"pair's {epochs * steps:,} steps, "
+                                                 f"{epochs * steps / self._steps_per_epoch(splits):.1f} passes")
         guard = NaNGuard(student.weights + [w for layer in distiller.loss_layers for w in layer.weights])
         callbacks = [guard, *run_logs(os.path.join(self.out_dir, "logs"), name)]
         if (self.teacher_info or {}).get("mode") == "views":  # epoch e shows each image its view for e
-            callbacks.append(self.teacher_source.stored_views.epoch_callback())
+            callbacks.append(self.teacher_source.stored_views.epoch_callback(passes / epochs))
         backup = None
         if t.resume:
             backup = AtomicBackupAndRestore(self.progress.backup_dir(name))
@@ -116,7 +128,7 @@ class Runner:
         start = time.perf_counter()
         with stop:
             distiller.fit(train_ds, validation_data=self.val_ds, epochs=epochs, callbacks=callbacks,
-                          verbose=2, shuffle=False)
+                          verbose=2, shuffle=False, steps_per_epoch=steps if streamed else None)
         seconds = time.perf_counter() - start
         if precise is not None and precise.used:
             self.log(f"   {name}: BatchNorm statistics recomputed on {precise.used} training batches (precise BN)")
@@ -309,6 +321,7 @@ class Runner:
         self.train_ds, self.val_ds, self.test_ds = self.task.pipelines(s, cfg.data, cfg.train.seed)
         transfer = transfer_splits(self.task, s, self.plans, cfg.data, self.log)  # read before anything trains
         students = self._labelled_subset() if cfg.data.labels_per_class else None  # checked before the teacher
+        unlabeled = self._unlabeled()  # read and checked before the teacher runs
         self._claim_out_dir()  # every check passed: only now is an earlier run's output replaced
 
         rows, self.trained, self.saved, self.as_trained = [], {}, {}, {}
@@ -318,6 +331,8 @@ class Runner:
 
         if students is not None:
             self._scarce_labels(students, source)
+        if unlabeled is not None:
+            transfer.update(self._with_unlabeled(unlabeled))
         for k in range(cfg.train.pairs):
             self.seed = cfg.train.seed + k
             self._train_pair(k + 1, rows, teacher, transfer)
@@ -339,6 +354,39 @@ class Runner:
         from kd_keras.data.subsets import labelled_subset
 
         return labelled_subset(self.splits, self.cfg.data.labels_per_class, self.cfg.train.seed)
+
+    def _unlabeled(self):
+        """The transfer set of `data.unlabeled` (`kd_keras.data.unlabeled`), or None."""
+        from kd_keras.data.unlabeled import REST, entries, load_unlabeled
+        from kd_keras.data.subsets import left_out
+
+        d = self.cfg.data
+        if not entries(d.unlabeled) or not any(e.unlabeled for e, _ in self.plans):
+            return None
+        rest, n_rest = (left_out(self.splits, d.labels_per_class, self.cfg.train.seed) if REST in entries(d.unlabeled)
+                        else (None, 0))
+        found = load_unlabeled(d, self.splits, rest, n_rest, self.log)
+        self.log(f"data: a transfer set of {found.count:,} unlabelled images ({found.description}), labelled by the "
+                 f"teacher alone")
+        return found
+
+    def _with_unlabeled(self, found) -> dict:
+        """`{KD entry: its training splits}`: the students' labelled images and the transfer set, for every entry
+        with `unlabeled = true`, mixed as its `labeled_share` says (one split per share)."""
+        from kd_keras.data.unlabeled import with_unlabeled
+
+        out, mixed = {}, {}
+        for d, _ in self.plans:
+            if not d.unlabeled:
+                continue
+            if d.labeled_share not in mixed:
+                mixed[d.labeled_share] = with_unlabeled(self.splits, found, d.labeled_share, self.cfg.train.seed)
+                users = [e.name for e, _ in self.plans if e.unlabeled and e.labeled_share == d.labeled_share]
+                self.log(f"data for {', '.join(users)}: {mixed[d.labeled_share].description}; the baseline trains on "
+                         f"the {self.splits.num_train:,} labelled images alone, every student of a pair for the same "
+                         f"steps")
+            out[d.name] = mixed[d.labeled_share]
+        return out
 
     def _scarce_labels(self, students, teacher_source: str) -> None:
         """From here on the students' training split is `students` (the teacher's was the whole split)."""
@@ -380,12 +428,13 @@ class Runner:
             kd = {"entry": d.name, "student_loss_weight": d.student_loss_weight, "own_student": bool(d.student),
                   "epochs": d.epochs or cfg.train.epochs, "warmup_epochs": d.warmup_epochs, "augment": dict(d.augment),
                   "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses],
-                  "teacher_outputs": how, "teacher_cache": info, "transfer": list(d.transfer),
-                  "transfer_images": transfer[d.name].num_train - s.num_train if d.name in transfer else 0,
+                  "teacher_outputs": how, "teacher_cache": info, "transfer": list(d.transfer) or (unlabeled_entries(cfg.data.unlabeled)
+                                                                    if d.name in transfer else []),
+                  "transfer_images": _transfer_images(transfer.get(d.name), s), "labeled_share": d.labeled_share,
+                  "labelled_repeats": getattr(transfer.get(d.name), "labelled_repeats", 1),
                   "teacher_scales": list(d.teacher_scales), "teacher_flip": d.teacher_flip}
             rows.append(self._row(name, "kd", student, seconds, kd))
-            rows[-1].update(steps=kd["epochs"] * self._steps_per_epoch(transfer.get(d.name, s)), pair=pair,
-                            seed=self.seed)
+            rows[-1].update(steps=kd["epochs"] * self._steps_per_epoch(s), pair=pair, seed=self.seed)
 
     def _row(self, name, role, model, seconds, kd, source=None) -> dict:
         size = self.saved.get(name) or save_model(model, os.path.join(self.out_dir, f"{name}.keras"))
@@ -476,12 +525,22 @@ class Runner:
         return results
 
 
+def _transfer_images(splits, labelled) -> int:
+    """How many unlabelled transfer images a KD student's training splits add to the labelled ones (0: none)."""
+    if splits is None:
+        return 0
+    return getattr(splits, "unlabeled", 0) or splits.num_train - labelled.num_train
+
+
 def run_inputs(cfg: Config) -> dict:
     """`{key: path}` of the files and folders a recipe reads, which its `--out` must not hold."""
     found = {"data.path": cfg.data.path, "teacher.weights": cfg.teacher.weights, "teacher.model": cfg.teacher.model,
              "student.model": cfg.student.model}
     for d in cfg.distill:
         found[f"the [[distill]] entry {d.name!r}'s student.model"] = (d.student or {}).get("model", "")
+    for i, path in enumerate(unlabeled_entries(cfg.data.unlabeled) if isinstance(cfg.data.unlabeled, (str, list))
+                             else []):
+        found[f"data.unlabeled[{i}]"] = path
     return {k: v for k, v in found.items() if isinstance(v, str) and v and os.path.exists(v)}
 
 

@@ -10,6 +10,7 @@ from kd_keras.config import PATH_SOURCES, REPO_ROOT, AdapterConfig, Config, Mode
 from kd_keras.config.fields import check_choices
 from kd_keras.data.images import list_images
 from kd_keras.data.sources import missing_tfds
+from kd_keras.data.unlabeled import check_unlabeled
 from kd_keras.export.converters import QUANTIZE
 from kd_keras.losses import create_loss
 from kd_keras.models import list_models
@@ -53,6 +54,7 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
         raise ValueError(f"--data / data.path {d.path!r} would be ignored: this recipe's data.source {d.source!r} "
                          f"reads no path; add --set data.source=\"{readers[0]}\" (sources that read it: "
                          f"{', '.join(readers)}) or drop --data.")
+    check_unlabeled(d, task.name if task is not None else cfg.task)
     known = list_models(task=task.name if task is not None else None)
     if cfg.custom_objects:
         import_custom_objects(cfg.custom_objects)
@@ -147,6 +149,10 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
                              f"which train.teacher_cache = {t.teacher_cache!r} cannot serve; set it to \"auto\".")
         if d.transfer:
             check_transfer(d.transfer, where, task)
+        if isinstance(d.labeled_share, bool) or not isinstance(d.labeled_share, (int, float)) \
+                or not 0.0 <= d.labeled_share < 1.0:
+            raise ValueError(f"{where}.labeled_share must be in [0, 1) (0: every image once per pass over the "
+                             f"transfer set), got {d.labeled_share!r}.")
         losses = []
         for j, l in enumerate(d.losses):
             if l.weight < 0:

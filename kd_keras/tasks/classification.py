@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from kd_keras import data as kd_data
 from kd_keras.config import find_file
+from kd_keras.losses import LabelledAccuracy, LabelledCrossentropy
 from kd_keras.models import create_model
 from kd_keras.models.files import check_student_file, is_model_file, load_model_file
 from kd_keras.tasks.base import Task
@@ -129,7 +130,7 @@ class ClassificationTask(Task):
     def hard_loss(self, spec: dict | None = None):
         if spec:
             return super().hard_loss(spec)
-        return keras.losses.CategoricalCrossentropy(from_logits=True)
+        return LabelledCrossentropy()  # categorical cross-entropy over the labelled rows (transfer sets have others)
 
     def samples(self, splits, cfg, split: str, n: int, seed: int = 0) -> list:
         ds = splits.train if split == "train" else splits.test
@@ -138,7 +139,7 @@ class ClassificationTask(Task):
         return [np.asarray(x, np.float32) for x, _ in ds.as_numpy_iterator()]
 
     def metrics(self):
-        return [keras.metrics.CategoricalAccuracy(name=self.metric)]
+        return [LabelledAccuracy(name=self.metric)]
 
     def columns(self):
         cols = [("accuracy", "accuracy", "pct")]

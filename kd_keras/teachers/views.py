@@ -138,9 +138,13 @@ class StoredViews:
         """The epoch of a pass that starts now (run once per pass by the pipeline): counts up."""
         return self.epoch.assign_add(1) - 1
 
-    def epoch_callback(self):
-        """A Keras callback that points the views at the epoch a fit starts from (0, or a resumed epoch)."""
-        return ViewsEpoch(self)
+    def epoch_callback(self, passes_per_epoch: float = 1.0):
+        """A Keras callback that points the views at the epoch a fit starts from (0, or a resumed epoch).
+
+        `passes_per_epoch`: passes over these views' images in one Keras epoch, when an epoch is a number of
+        steps rather than one pass (a transfer set's student: its epochs count passes over the labelled images).
+        """
+        return ViewsEpoch(self, passes_per_epoch)
 
     def view_index(self, offset, epoch):
         """The view each image shows in `epoch`: `(o_i + epoch) mod K`."""
@@ -162,16 +166,16 @@ class ViewsEpoch(keras.callbacks.Callback):
     """Sets a `StoredViews`' epoch at the first epoch of a fit (0, or the epoch a resumed fit continues from);
     later epochs count up in the pipeline itself, whose next pass Keras opens as an epoch ends."""
 
-    def __init__(self, stored: StoredViews):
+    def __init__(self, stored: StoredViews, passes_per_epoch: float = 1.0):
         super().__init__()
-        self.stored, self._started = stored, False
+        self.stored, self._started, self.passes_per_epoch = stored, False, passes_per_epoch
 
     def on_train_begin(self, logs=None):
         self._started = False
 
     def on_epoch_begin(self, epoch, logs=None):
         if not self._started:
-            self.stored.epoch.assign(epoch)
+            self.stored.epoch.assign(int(epoch * self.passes_per_epoch))
             self._started = True
 
 
