@@ -42,7 +42,8 @@ def test_default_recipe_smoke_writes_results(tmp_path, capsys):
     assert results["command"] == f"python -m kd_keras.recipes.classification --smoke --out {out}"
     assert "| teacher |" in (out / "results.md").read_text()
     assert kd_rows[0]["steps"] == results["models"][1]["steps"] > 0  # the same budget as the baseline: no flag
-    assert "optimizer steps" not in (out / "results.md").read_text()
+    assert "part of the difference" not in (out / "results.md").read_text()  # no unequal-budget flag
+    assert "- Equal budgets: the baseline and every KD student took" in (out / "results.md").read_text()
     # digits trains with random translation, which is replayed from stored views, and the run said so
     assert kd_rows[0]["kd"]["teacher_outputs"].startswith("teacher outputs from 2 stored augmented views per image")
     assert "Teacher outputs from 2 stored augmented views" in (out / "results.md").read_text()

@@ -203,6 +203,8 @@ def test_a_run_with_rest_trains_kd_on_both_in_the_baselines_steps(tmp_path, caps
     md = (out / "results.md").read_text()
     assert f"It also trained on {n_u:,} unlabelled transfer images (rest), labelled by the teacher alone, within " \
            f"the baseline's 10 optimizer steps." in md
+    assert "- Equal budgets: the baseline and every KD student took 10 optimizer steps (2 epochs over the 40 " \
+           "labelled training images, batch 8); the transfer set's images are streamed within them." in md
 
 
 # ------------------------------------------------------------------ bad input
@@ -266,3 +268,14 @@ def test_the_unlabeled_flag_is_data_unlabeled_and_repeats():
 
     cfg = load_config(str(REPO_ROOT / "recipes" / "digits.toml"), ["data.unlabeled=[\"a b/\", \"rest\"]"])
     assert cfg.data.unlabeled == ["a b/", "rest"]
+
+
+def test_the_batchnorm_lag_of_a_short_schedule_is_counted_in_epochs():
+    from kd_keras.models import create_model
+    from kd_keras.recipes.runner import batchnorm_lag_epochs
+
+    slow = create_model("small_cnn", 10, (28, 28, 1), widths=(16, 32, 64))
+    fast = create_model("small_cnn", 10, (28, 28, 1), widths=(16, 32, 64), bn_momentum=0.9)
+    assert batchnorm_lag_epochs(slow, 8) == 18  # 0.99^138 < 1/4: 138 steps, 18 epochs of 8
+    assert batchnorm_lag_epochs(fast, 8) == 2 and batchnorm_lag_epochs(slow, 70) == 2
+    assert batchnorm_lag_epochs(tiny_classifier(bn=False), 8) == 0

@@ -124,6 +124,13 @@ class Runner:
                  f"{', ' + how if how else ''})")
         if backup is not None and backup.saved_epoch:
             self.log(f"   resuming {name} from its backup after epoch {backup.saved_epoch} of {epochs}")
+        lag = batchnorm_lag_epochs(student, steps)
+        if lag >= 3 and not getattr(self, "_lag_noted", False):
+            self._lag_noted = True
+            self.log(f"   note: with {steps} steps an epoch, {student.name}'s BatchNorm moving averages (momentum "
+                     f"{batchnorm_momentum(student):g}) lag its weights for about {lag} epochs: validation accuracy "
+                     f"reads low until then, while the training accuracy rises; a smaller momentum (small_cnn's "
+                     f"bn_momentum = 0.9) reads sooner")
         keras.utils.set_random_seed(self.seed)
         start = time.perf_counter()
         with stop:
@@ -502,6 +509,13 @@ class Runner:
         lines += [f"Data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}, {s.num_train} train / "
                   f"{s.num_val} val / {s.num_test} test images. Metrics are on the test split.", "", table, ""]
         lines += report.model_notes(rows, metric, self.task.format_delta)
+        budget = {r.get("steps") for r in rows if r["role"] in ("baseline", "kd") and not (r.get("kd") or {}).get(
+            "own_student")}
+        if len(budget) == 1 and None not in budget:
+            lines.append(f"- Equal budgets: the baseline and every KD student took {budget.pop():,} optimizer steps "
+                         f"({cfg.train.epochs} epochs over the {s.num_train:,} labelled training images, batch "
+                         f"{cfg.data.batch_size})" + ("; the transfer set's images are streamed within them." if any(
+                             (r.get("kd") or {}).get("transfer_images") for r in rows) else "."))
         lines += paired.markdown(rows, summaries, metric, self.task)
         lines += ["", *self.task.report_notes(rows)]
         shape = "x".join(str(d) for d in self.timing_shape)
@@ -523,6 +537,29 @@ class Runner:
         self.log("\n" + md)
         self.log(f"results and models saved in {Path(self.out_dir).resolve()}")
         return results
+
+
+def batchnorm_momentum(model) -> float:
+    """The largest BatchNormalization momentum in `model` (0: none)."""
+    def walk(layer):
+        yield layer
+        for inner in getattr(layer, "layers", None) or []:
+            yield from walk(inner)
+
+    return max((float(l.momentum) for l in walk(model) if isinstance(l, keras.layers.BatchNormalization)),
+               default=0.0)
+
+
+def batchnorm_lag_epochs(model, steps_per_epoch: int) -> int:
+    """Epochs until `model`'s BatchNorm moving averages hold less than a quarter of their start (0: no BatchNorm).
+
+    A moving average of momentum m keeps m^k of its initial value after k steps; at 0.99 a quarter is left after
+    138 steps, which is 18 epochs of 8 steps: the validation of a short schedule reads low until then.
+    """
+    m = batchnorm_momentum(model)
+    if not 0.0 < m < 1.0:
+        return 0
+    return math.ceil(math.log(0.25) / math.log(m) / max(steps_per_epoch, 1))
 
 
 def _transfer_images(splits, labelled) -> int:
