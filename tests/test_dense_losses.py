@@ -141,7 +141,7 @@ def test_fakd_rejects_maps_of_different_size():
 
 def test_dense_losses_are_registered_by_kind():
     assert {"edge_kd", "side_kd", "cwd", "output_l1", "fakd"} <= set(list_losses())
-    assert list_losses("supervised") == ["balanced_bce", "l1"]
+    assert list_losses("supervised") == ["balanced_bce", "ce", "l1"]
     assert float(create_loss("l1", kind="supervised")(np.ones((1, 2, 2, 3)), np.zeros((1, 2, 2, 3)))) == 1.0
 
 

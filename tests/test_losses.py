@@ -145,7 +145,7 @@ def test_registry_lists_methods_and_rejects_unknown():
     assert {"kd", "dkd", "fitnets", "at"} <= set(list_losses())
     with pytest.raises(ValueError, match=r"unknown distillation method 'kdd'.*at, cwd, dist, dkd, edge_kd, fakd, fitnets, kd"):
         create_loss("kdd", kind="distill")
-    with pytest.raises(ValueError, match=r"unknown supervised loss 'kd'; registered losses: balanced_bce, l1"):
+    with pytest.raises(ValueError, match=r"unknown supervised loss 'kd'; registered losses: balanced_bce, ce, l1"):
         create_loss("kd", kind="supervised")
     with pytest.raises(ValueError, match=r"unknown argument\(s\) temp.*temperature"):
         create_loss("kd", temp=3)
