@@ -279,3 +279,24 @@ def test_the_batchnorm_lag_of_a_short_schedule_is_counted_in_epochs():
     assert batchnorm_lag_epochs(slow, 8) == 18  # 0.99^138 < 1/4: 138 steps, 18 epochs of 8
     assert batchnorm_lag_epochs(fast, 8) == 2 and batchnorm_lag_epochs(slow, 70) == 2
     assert batchnorm_lag_epochs(tiny_classifier(bn=False), 8) == 0
+
+
+def test_distiller_fit_from_arrays_takes_unlabelled_images_as_minus_one(toy_data):
+    x, y = toy_data
+    labels = y.argmax(-1).astype("int32")
+    labels[::2] = -1  # half the images unlabelled
+    teacher, student = tiny_classifier(name="teacher"), tiny_classifier(name="student")
+    d = Distiller(teacher, student, create_loss("kd", temperature=4.0), student_loss_weight=0.5)
+    d.compile(keras.optimizers.SGD(0.05), LabelledCrossentropy(), metrics=[LabelledAccuracy(name="accuracy")])
+    history = d.fit(x, labels, epochs=2, batch_size=16, augment={"flip": True}, teacher_cache="views", verbose=0)
+    assert d.teacher_cache_info["mode"] == "views" and d.teacher_cache_info["examples"] == 64
+    assert np.isfinite(history.history["loss"]).all() and int(d.optimizer.iterations.numpy()) == 8
+    zero_rows = y.copy()
+    zero_rows[::2] = 0.0  # an all-zero one-hot row is an unlabelled image too, never class 0
+    from kd_keras.teachers.fit_data import int_labels
+
+    assert (int_labels(zero_rows, 3, unlabelled=True)[::2] == -1).all()
+    assert (int_labels(zero_rows, 3, unlabelled=True)[1::2] == y.argmax(-1)[1::2]).all()
+    with pytest.raises(ValueError, match=r"has labels from -2 to 2, but the student has 3 outputs \(-1: an unlabelled"):
+        d.fit(x, np.where(labels < 0, -2, labels), epochs=1, batch_size=16, augment={"flip": True},
+              teacher_cache="views", verbose=0)

@@ -193,7 +193,9 @@ class TrainConfig:
     """Optimisation, shared by the baseline and every KD student.
 
     Attributes:
-        epochs: training epochs.
+        epochs: training epochs: passes over the labelled training images,
+            the budget of every student of a pair (a KD student with a
+            transfer set takes the same optimizer steps).
         optimizer: "adam", "adamw" or "sgd" (momentum 0.9, Nesterov).
         learning_rate: peak learning rate.
         weight_decay: decoupled weight decay (0: off).

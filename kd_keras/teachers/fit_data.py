@@ -45,17 +45,26 @@ def as_augment(augment) -> AugmentConfig:
     return AugmentConfig(**augment)
 
 
-def int_labels(y, num_classes: int, what: str = "y") -> np.ndarray:
-    """Integer labels from int labels or one-hot rows, checked against the classes."""
+def int_labels(y, num_classes: int, what: str = "y", unlabelled: bool = False) -> np.ndarray:
+    """Integer labels from int labels or one-hot rows, checked against the classes.
+
+    With `unlabelled` (training labels), -1 or an all-zero row marks an image without a label (a transfer set's):
+    it stays -1, the pipeline's one-hot makes it a zero row, and `kd_keras.losses.LabelledCrossentropy` skips it.
+    """
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == num_classes:
+        empty = ~y.any(-1)
         y = y.argmax(-1)
+        if unlabelled:
+            y = np.where(empty, -1, y)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) and not np.all(np.equal(np.mod(y, 1), 0)):
         raise ValueError(f"{what} must be integer class labels of shape (n,) or one-hot rows of shape (n, "
                          f"{num_classes}), got shape {y.shape} and dtype {y.dtype}.")
     y = y.astype(np.int32)
-    if len(y) and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"{what} has labels from {y.min()} to {y.max()}, but the student has {num_classes} outputs.")
+    low = -1 if unlabelled else 0
+    if len(y) and (y.min() < low or y.max() >= num_classes):
+        raise ValueError(f"{what} has labels from {y.min()} to {y.max()}, but the student has {num_classes} outputs"
+                         f"{' (-1: an unlabelled image)' if unlabelled else ''}.")
     return y
 
 
@@ -81,7 +90,7 @@ def training_batches(distiller, x, y, batch_size: int = 32, augment=None, teache
     aug = as_augment(augment)
     num_classes = int(distiller.student.outputs[0].shape[-1])
     x = images(x)
-    labels = int_labels(y, num_classes)
+    labels = int_labels(y, num_classes, unlabelled=True)
     if len(x) != len(labels):
         raise ValueError(f"x has {len(x)} images but y has {len(labels)} labels.")
     examples = tf.data.Dataset.from_tensor_slices((x, labels))
