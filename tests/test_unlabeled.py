@@ -300,3 +300,11 @@ def test_distiller_fit_from_arrays_takes_unlabelled_images_as_minus_one(toy_data
     with pytest.raises(ValueError, match=r"has labels from -2 to 2, but the student has 3 outputs \(-1: an unlabelled"):
         d.fit(x, np.where(labels < 0, -2, labels), epochs=1, batch_size=16, augment={"flip": True},
               teacher_cache="views", verbose=0)
+
+
+def test_unlabeled_on_a_super_resolution_recipe_says_it_needs_no_labels(tmp_path, capsys):
+    code = main("super_resolution", str(REPO_ROOT / "recipes" / "sr_skimage.toml"),
+                ["--smoke", "--out", str(tmp_path / "out"), "--set", f"data.unlabeled=[\"{tmp_path}\"]"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert "super-resolution needs no labels (a high-resolution image is its own target)" in err

@@ -74,6 +74,10 @@ def check_unlabeled(d, task_name: str) -> None:
     items = entries(value)
     if not items:
         return
+    if task_name == "super_resolution":
+        raise ValueError("data.unlabeled serves classification; super-resolution needs no labels (a high-resolution "
+                         "image is its own target): add the images to its training sets (data.train_sets) and drop "
+                         "data.unlabeled.")
     if task_name != "classification":
         raise ValueError(f"data.unlabeled serves classification; {task_name.replace('_', ' ')} takes its unlabelled "
                          f"images per KD student: set [[distill]] transfer = [\"folder/\"] (e.g. --set "
