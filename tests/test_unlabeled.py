@@ -58,7 +58,8 @@ def test_a_batch_of_unlabelled_images_gives_the_gradient_of_student_loss_weight_
         d.compile(keras.optimizers.SGD(0.1), LabelledCrossentropy())
         with tf.GradientTape() as tape:
             loss = d.compute_loss(tf.constant(x), tf.constant(labels))
-        return [g.numpy() for g in tape.gradient(loss, student.trainable_weights)], float(d.student_loss_tracker.result())
+        grads = tape.gradient(loss, student.trainable_weights)
+        return [g.numpy() for g in grads], float(d.student_loss_tracker.result())
 
     with_ce, hard = grads(0.1, unlabelled)
     alone, _ = grads(0.0, unlabelled)
@@ -185,7 +186,8 @@ def test_a_run_with_rest_trains_kd_on_both_in_the_baselines_steps(tmp_path, caps
     monkeypatch.setattr(runner, "Distiller", Recording)
     monkeypatch.setattr(runner.Runner, "_fit", fit)
     out = tmp_path / "run"
-    code, err = run_digits(capsys, "--smoke", "--out", str(out), "--unlabeled", "rest", "--set", "train.epochs=2", "--set", "data.labels_per_class=4",
+    code, err = run_digits(capsys, "--smoke", "--out", str(out), "--unlabeled", "rest", "--set", "train.epochs=2",
+                           "--set", "data.labels_per_class=4",
                            "--set", "data.batch_size=8", "--set", ENTRIES)
     assert code == 0, err
     results = json.loads((out / "results.json").read_text())

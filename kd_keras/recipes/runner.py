@@ -435,8 +435,8 @@ class Runner:
             kd = {"entry": d.name, "student_loss_weight": d.student_loss_weight, "own_student": bool(d.student),
                   "epochs": d.epochs or cfg.train.epochs, "warmup_epochs": d.warmup_epochs, "augment": dict(d.augment),
                   "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses],
-                  "teacher_outputs": how, "teacher_cache": info, "transfer": list(d.transfer) or (unlabeled_entries(cfg.data.unlabeled)
-                                                                    if d.name in transfer else []),
+                  "teacher_outputs": how, "teacher_cache": info,
+                  "transfer": list(d.transfer) or (unlabeled_entries(cfg.data.unlabeled) if d.name in transfer else []),
                   "transfer_images": _transfer_images(transfer.get(d.name), s), "labeled_share": d.labeled_share,
                   "labelled_repeats": getattr(transfer.get(d.name), "labelled_repeats", 1),
                   "teacher_scales": list(d.teacher_scales), "teacher_flip": d.teacher_flip}
