@@ -86,8 +86,12 @@ def _pair_bars(ax, summaries: dict, metric: str, label: str, delta) -> None:
     ax.set_ylim(low - pad, high + pad)
     ax.set_xticks(pairs, [f"pair {p}" for p in pairs])
     ax.set_ylabel(f"test {label}" + (" (%)" if metric == "accuracy" else ""))
-    s = first
-    ax.set_title(f"{s['entry']} - baseline: {delta(s['kd_minus_baseline']) if delta else s['kd_minus_baseline']} "
-                 f"mean, {s['wins']} wins of {s['pairs']}", fontsize=9)
+    parts = [f"{s['entry']} {delta(s['kd_minus_baseline']) if delta else s['kd_minus_baseline']} "
+             f"({s['wins']}/{s['pairs']})" for s in summaries.values()]
+    head = "vs baseline, mean (wins): " if len(parts) > 1 else ""
+    title = head + "; ".join(parts) if len(parts) > 1 else (
+        f"{first['entry']} - baseline: {delta(first['kd_minus_baseline']) if delta else first['kd_minus_baseline']} "
+        f"mean, {first['wins']} wins of {first['pairs']}")
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(True, axis="y", alpha=0.3)
