@@ -90,7 +90,8 @@ def main(argv=None) -> int:
     table = report(runs, args)
     print("\n" + table["markdown"])
     if args.results:
-        head = (f"# The default command, {len(runs)} runs\n\nCommand: `python benchmarks/default_runs.py "
+        what = f"`--config {args.config}`" if args.config else "The default command"
+        head = (f"# {what}, {len(runs)} runs\n\nCommand: `python benchmarks/default_runs.py "
                 f"{' '.join(sys.argv[1:] if argv is None else argv)}` ({time.strftime('%Y-%m-%d')}; one run after "
                 f"the other, each timed whole). Test accuracy; teacher {100 * runs[0]['teacher']:.2f}%.\n\n")
         with open(args.results + ".md", "w") as f:
