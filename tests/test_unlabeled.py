@@ -274,7 +274,7 @@ def test_the_unlabeled_flag_is_data_unlabeled_and_repeats():
 
 def test_the_batchnorm_lag_of_a_short_schedule_is_counted_in_epochs():
     from kd_keras.models import create_model
-    from kd_keras.recipes.runner import batchnorm_lag_epochs
+    from kd_keras.training.batchnorm_lag import batchnorm_lag_epochs
 
     slow = create_model("small_cnn", 10, (28, 28, 1), widths=(16, 32, 64))
     fast = create_model("small_cnn", 10, (28, 28, 1), widths=(16, 32, 64), bn_momentum=0.9)

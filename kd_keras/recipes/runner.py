@@ -12,17 +12,12 @@ a KD student with a `transfer` set also trains on its unlabelled images.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import math
 import os
-import platform
 import time
-from pathlib import Path
 
 import keras
-import tensorflow as tf
 
-from kd_keras.version import __version__
 from kd_keras.benchmark import report
 from kd_keras.training.callbacks import AtomicBackupAndRestore, NaNGuard, TrainingDiverged, run_logs
 from kd_keras.config import Config, ModelConfig, find_file, to_dict
@@ -31,12 +26,13 @@ from kd_keras.teachers.files import describe, file_teacher_layer
 from kd_keras.training.interrupt import StopBetweenSteps
 from kd_keras.models import pretrained_weights
 from kd_keras.models.registry import shipped_weights
+from kd_keras.training.batchnorm_lag import batchnorm_lag_epochs, batchnorm_momentum
 from kd_keras.training.precise_bn import PreciseBatchNorm
 from kd_keras.training.precision import as_float32
 from kd_keras.cli.lock import OutputLock, check_out_dir
 from kd_keras.data.unlabeled import entries as unlabeled_entries
-from kd_keras.recipes import paired
-from kd_keras.recipes.plot import results_png
+from kd_keras.recipes.transfer_set import mixed_splits, transfer_images, transfer_set
+from kd_keras.recipes.write import write_results
 from kd_keras.recipes.resume import BACKUP, PROGRESS, Progress
 from kd_keras.recipes.scores import evaluate_stored
 from kd_keras.teachers.load import teacher_file
@@ -328,7 +324,7 @@ class Runner:
         self.train_ds, self.val_ds, self.test_ds = self.task.pipelines(s, cfg.data, cfg.train.seed)
         transfer = transfer_splits(self.task, s, self.plans, cfg.data, self.log)  # read before anything trains
         students = self._labelled_subset() if cfg.data.labels_per_class else None  # checked before the teacher
-        unlabeled = self._unlabeled()  # read and checked before the teacher runs
+        unlabeled = transfer_set(cfg, self.plans, s, self.log)  # read and checked before the teacher runs
         self._claim_out_dir()  # every check passed: only now is an earlier run's output replaced
 
         rows, self.trained, self.saved, self.as_trained = [], {}, {}, {}
@@ -339,7 +335,7 @@ class Runner:
         if students is not None:
             self._scarce_labels(students, source)
         if unlabeled is not None:
-            transfer.update(self._with_unlabeled(unlabeled))
+            transfer.update(mixed_splits(cfg, self.plans, self.splits, unlabeled, self.log))
         for k in range(cfg.train.pairs):
             self.seed = cfg.train.seed + k
             self._train_pair(k + 1, rows, teacher, transfer)
@@ -361,39 +357,6 @@ class Runner:
         from kd_keras.data.subsets import labelled_subset
 
         return labelled_subset(self.splits, self.cfg.data.labels_per_class, self.cfg.train.seed)
-
-    def _unlabeled(self):
-        """The transfer set of `data.unlabeled` (`kd_keras.data.unlabeled`), or None."""
-        from kd_keras.data.unlabeled import REST, entries, load_unlabeled
-        from kd_keras.data.subsets import left_out
-
-        d = self.cfg.data
-        if not entries(d.unlabeled) or not any(e.unlabeled for e, _ in self.plans):
-            return None
-        rest, n_rest = (left_out(self.splits, d.labels_per_class, self.cfg.train.seed) if REST in entries(d.unlabeled)
-                        else (None, 0))
-        found = load_unlabeled(d, self.splits, rest, n_rest, self.log)
-        self.log(f"data: a transfer set of {found.count:,} unlabelled images ({found.description}), labelled by the "
-                 f"teacher alone")
-        return found
-
-    def _with_unlabeled(self, found) -> dict:
-        """`{KD entry: its training splits}`: the students' labelled images and the transfer set, for every entry
-        with `unlabeled = true`, mixed as its `labeled_share` says (one split per share)."""
-        from kd_keras.data.unlabeled import with_unlabeled
-
-        out, mixed = {}, {}
-        for d, _ in self.plans:
-            if not d.unlabeled:
-                continue
-            if d.labeled_share not in mixed:
-                mixed[d.labeled_share] = with_unlabeled(self.splits, found, d.labeled_share, self.cfg.train.seed)
-                users = [e.name for e, _ in self.plans if e.unlabeled and e.labeled_share == d.labeled_share]
-                self.log(f"data for {', '.join(users)}: {mixed[d.labeled_share].description}; the baseline trains on "
-                         f"the {self.splits.num_train:,} labelled images alone, every student of a pair for the same "
-                         f"steps")
-            out[d.name] = mixed[d.labeled_share]
-        return out
 
     def _scarce_labels(self, students, teacher_source: str) -> None:
         """From here on the students' training split is `students` (the teacher's was the whole split)."""
@@ -437,7 +400,7 @@ class Runner:
                   "losses": [{"method": l.method, "weight": l.weight, "options": dict(l.options)} for l in d.losses],
                   "teacher_outputs": how, "teacher_cache": info,
                   "transfer": list(d.transfer) or (unlabeled_entries(cfg.data.unlabeled) if d.name in transfer else []),
-                  "transfer_images": _transfer_images(transfer.get(d.name), s), "labeled_share": d.labeled_share,
+                  "transfer_images": transfer_images(transfer.get(d.name), s), "labeled_share": d.labeled_share,
                   "labelled_repeats": getattr(transfer.get(d.name), "labelled_repeats", 1),
                   "teacher_scales": list(d.teacher_scales), "teacher_flip": d.teacher_flip}
             rows.append(self._row(name, "kd", student, seconds, kd))
@@ -477,96 +440,7 @@ class Runner:
                      throughput_batch=rep.throughput_batch, latency_input_shape=list(self.timing_shape))
 
     def _write(self, rows, exported=()) -> dict:
-        metric, cfg, s = self.task.metric, self.cfg, self.splits
-        t_val = next(r for r in rows if r["role"] == "teacher")[metric]
-        baselines = {r["pair"]: r for r in rows if r["role"] == "baseline"}
-        for r in rows:
-            if r["role"] == "kd":
-                b_val = baselines[r["pair"]][metric]
-                gap = t_val - b_val
-                own = r["kd"].get("own_student")
-                r["gap_recovered"] = (r[metric] - b_val) / gap if gap > 0 and not own else None
-        summaries = paired.summaries(rows, metric)
-        results = {
-            "recipe": cfg.name, "task": self.task.name, "metric": metric, "command": self.command,
-            "data": {"description": s.description, "synthetic": s.synthetic, "num_train": s.num_train,
-                     "num_val": s.num_val, "num_test": s.num_test, "num_classes": s.num_classes,
-                     "input_shape": list(s.input_shape), "skipped_train_images": getattr(s, "skipped", 0)},
-            "summary": next(iter(summaries.values()), None),
-            "summaries": summaries,
-            "models": rows,
-            "exported": list(exported),
-            "environment": {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-                            "kd_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-                            "python": platform.python_version(), "cpus": os.cpu_count(),
-                            "gpus": len(tf.config.list_physical_devices("GPU"))},
-            "config": to_dict(cfg),
-        }
-        table = report.markdown_table(rows, self.task.columns())
-        lines = [f"# {cfg.name}: {self.task.name} results", ""]
-        if self.command:
-            lines += [f"Command: `{self.command}`", ""]
-        lines += [f"Data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}, {s.num_train} train / "
-                  f"{s.num_val} val / {s.num_test} test images. Metrics are on the test split.", "", table, ""]
-        lines += report.model_notes(rows, metric, self.task.format_delta)
-        budget = {r.get("steps") for r in rows if r["role"] in ("baseline", "kd") and not (r.get("kd") or {}).get(
-            "own_student")}
-        if len(budget) == 1 and None not in budget:
-            lines.append(f"- Equal budgets: the baseline and every KD student took {budget.pop():,} optimizer steps "
-                         f"({cfg.train.epochs} epochs over the {s.num_train:,} labelled training images, batch "
-                         f"{cfg.data.batch_size})" + ("; the transfer set's images are streamed within them." if any(
-                             (r.get("kd") or {}).get("transfer_images") for r in rows) else "."))
-        lines += paired.markdown(rows, summaries, metric, self.task)
-        lines += ["", *self.task.report_notes(rows)]
-        shape = "x".join(str(d) for d in self.timing_shape)
-        lines += ["", f"Latency: median of {cfg.report.rounds * cfg.report.latency_runs} batch-1 calls "
-                      f"on {shape} inputs ({cfg.report.rounds} interleaved rounds, "
-                      f"after all training), Keras on {os.cpu_count()} CPU cores; throughput: fastest batch of "
-                      f"{cfg.report.throughput_batch}."]
-        if exported:
-            from kd_keras.recipes import export_step
-
-            lines += export_step.markdown(list(exported), self.task)
-        lines += ["", "![results: metric against latency and size, and training curves](results.png)"]
-        md = "\n".join(lines) + "\n"
-        results_png(rows, metric, self.task.metric_label or metric, self.out_dir,
-                    f"{cfg.name}: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}", summaries,
-                    self.task.format_delta)
-        report.write_json_atomic(os.path.join(self.out_dir, "results.json"), results)
-        report.write_text_atomic(os.path.join(self.out_dir, "results.md"), md)
-        self.log("\n" + md)
-        self.log(f"results and models saved in {Path(self.out_dir).resolve()}")
-        return results
-
-
-def batchnorm_momentum(model) -> float:
-    """The largest BatchNormalization momentum in `model` (0: none)."""
-    def walk(layer):
-        yield layer
-        for inner in getattr(layer, "layers", None) or []:
-            yield from walk(inner)
-
-    return max((float(l.momentum) for l in walk(model) if isinstance(l, keras.layers.BatchNormalization)),
-               default=0.0)
-
-
-def batchnorm_lag_epochs(model, steps_per_epoch: int) -> int:
-    """Epochs until `model`'s BatchNorm moving averages hold less than a quarter of their start (0: no BatchNorm).
-
-    A moving average of momentum m keeps m^k of its initial value after k steps; at 0.99 a quarter is left after
-    138 steps, which is 18 epochs of 8 steps: the validation of a short schedule reads low until then.
-    """
-    m = batchnorm_momentum(model)
-    if not 0.0 < m < 1.0:
-        return 0
-    return math.ceil(math.log(0.25) / math.log(m) / max(steps_per_epoch, 1))
-
-
-def _transfer_images(splits, labelled) -> int:
-    """How many unlabelled transfer images a KD student's training splits add to the labelled ones (0: none)."""
-    if splits is None:
-        return 0
-    return getattr(splits, "unlabeled", 0) or splits.num_train - labelled.num_train
+        return write_results(self, rows, exported)
 
 
 def run_inputs(cfg: Config) -> dict:
