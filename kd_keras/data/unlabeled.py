@@ -146,8 +146,8 @@ def load_unlabeled(d, splits, rest: tf.data.Dataset | None = None, rest_count: i
         described.append(f"{len(images):,} images from {what}")
     count = rest_count * (REST in entries(d.unlabeled)) + sum(len(a) for a in arrays)
     if arrays:
-        check_no_overlap(np.concatenate(arrays), splits, d.unlabeled)
         x = np.concatenate(arrays)
+        check_no_overlap(x, splits, d.unlabeled)
         parts.append(tf.data.Dataset.from_tensor_slices(x).map(
             lambda i: (tf.cast(i, tf.float32), tf.constant(UNLABELED, tf.int32))))
     if count < 1:
