@@ -75,9 +75,10 @@ def test_an_nchw_normalised_onnx_teacher_works_through_the_declared_adapter(teac
     model, x, _ = teacher_files
     path = to_onnx(nchw_model(model, batch=1), tmp_path / "torch_style.onnx", batch=1)
     with pytest.raises(ValueError, match=r"takes images of shape \(1, 8, 8\).*set teacher.adapter.layout = \"nchw\""):
-        load_file_teacher(path, (8, 8, 1))
-    adapter = {"layout": "nchw", "scale": 1 / 255, "mean": [MEAN], "std": [STD]}
+        load_file_teacher(path, (8, 8, 1), {"layout": "nhwc"})  # a declared layout is never overridden
+    adapter = {"scale": 1 / 255, "mean": [MEAN], "std": [STD]}  # the layout is inferred from the file's input
     teacher = load_file_teacher(path, (8, 8, 1), adapter)
+    assert teacher.layers[-1].adapter_config.layout == "nchw"
     np.testing.assert_allclose(cached(teacher, x[:10]), keras.ops.convert_to_numpy(model(x[:10])), atol=1e-4)
     wrong = load_file_teacher(path, (8, 8, 1), {**adapter, "mean": [0.0]})  # a wrong mean gives other outputs
     assert np.abs(cached(wrong, x[:10]) - keras.ops.convert_to_numpy(model(x[:10]))).max() > 0.1
@@ -197,8 +198,8 @@ def odd_files(teacher_files, tmp_path_factory):
     ("onnx", ['distill.0.losses=[{ method = "fitnets", teacher_layer = "conv1", student_layer = "conv1" }]'],
      "gives its final output only; feature losses need a Keras teacher"),
     ("three", [], "gives 3 scores per image, but the data has 10 classes (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)"),
-    ("nchw", [], 'set teacher.adapter.layout = "nchw"'),
-    ("onnx", ['teacher.adapter.layout="chw"'], "teacher.adapter.layout must be one of 'nhwc', 'nchw', got 'chw'"),
+    ("nchw", ['teacher.adapter.layout="nhwc"'], 'set teacher.adapter.layout = "nchw"'),
+    ("onnx", ['teacher.adapter.layout="chw"'], "teacher.adapter.layout must be one of 'auto', 'nhwc', 'nchw', got 'chw'"),
     ("onnx", ["teacher.adapter.std=[0.0]"], "teacher.adapter.std must be > 0"),
     ("onnx", ["teacher.adapter.mean=[1, 2]"], "need 1 or 1 values"),
     ("flat", [], "takes inputs of rank 2"),

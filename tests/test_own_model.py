@@ -86,8 +86,8 @@ def test_a_keras_applications_teacher_teaches_a_registered_student_on_a_folder_a
     assert proc.returncode == 0, proc.stderr[-2000:]
     printed = proc.stdout
     assert "3 classes (airplane, automobile, frog), images (32, 32, 3)" in printed
-    assert "images resized 32x32 -> 64x64 inside the graph (the teacher's input size)" in printed
-    assert "outputs probabilities (it ends in a softmax)" in printed
+    assert "images resized 32x32 -> 64x64 inside the graph (the teacher's input size, inferred)" in printed
+    assert "outputs probabilities (it ends in a softmax, inferred)" in printed
     assert "the teacher normalises them itself (Rescaling layer" in printed
     results = json.loads((out / "results.json").read_text())
     rows = {r["name"]: r for r in results["models"]}
@@ -129,8 +129,8 @@ def test_a_softmax_teacher_gives_the_kd_loss_of_its_logits_twin(tmp_path):
     logits = small_model(5, rescale=True, name="twin")
     soft = keras.Model(logits.inputs, keras.layers.Softmax()(logits.outputs[0]), name="soft")
     soft.save(tmp_path / "soft.keras")
-    teacher, notes = load_keras_teacher(tmp_path / "soft.keras", (32, 32, 3))
-    assert any("outputs probabilities (it ends in a softmax)" in n for n in notes)
+    teacher, notes, _ = load_keras_teacher(tmp_path / "soft.keras", (32, 32, 3))
+    assert any("outputs probabilities (it ends in a softmax, inferred)" in n for n in notes)
     x = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
     student = np.random.default_rng(1).normal(size=(16, 5)).astype("float32")
     for t in (1.0, 4.0):
@@ -138,7 +138,7 @@ def test_a_softmax_teacher_gives_the_kd_loss_of_its_logits_twin(tmp_path):
         a = float(kd.compute_loss(teacher(x), student))
         b = float(kd.compute_loss(logits(x), student))
         assert abs(a - b) < 1e-5, (t, a, b)
-    plain, notes = load_keras_teacher(tmp_path / "soft.keras", (32, 32, 3), {"output": "logits"})
+    plain, notes, _ = load_keras_teacher(tmp_path / "soft.keras", (32, 32, 3), {"output": "logits"})
     assert not any("probabilities" in n for n in notes)  # declared: taken as said
 
 
@@ -152,19 +152,23 @@ def test_the_value_range_is_inferred_from_the_teachers_accuracy_and_a_declared_o
     model.save(tmp_path / "range.keras")
     x = np.concatenate([np.full((20, 8, 8, 1), 40.0), np.full((20, 8, 8, 1), 220.0)]).astype("float32")
     y = np.array([0] * 20 + [1] * 20)
-    teacher, notes = load_keras_teacher(tmp_path / "range.keras", (8, 8, 1), sample=(x, y))
+    teacher, notes, _ = load_keras_teacher(tmp_path / "range.keras", (8, 8, 1), sample=(x, y))
     assert "value range [-1, 1] inferred" in notes[0] and "raw 0-255 50.0%" in notes[0], notes
     assert np.mean(np.argmax(teacher(x), -1) == y) == 1.0
-    _, notes = load_keras_teacher(tmp_path / "range.keras", (8, 8, 1), {"scale": 1 / 255}, sample=(x, y))
+    with pytest.raises(ValueError, match=r"no better than chance \(50.0%\) on 40 training images under the declared"):
+        load_keras_teacher(tmp_path / "range.keras", (8, 8, 1), {"scale": 1 / 255}, sample=(x, y))
+    _, notes, record = load_keras_teacher(tmp_path / "range.keras", (8, 8, 1), {"scale": 1 / 255}, sample=(x, y),
+                                          check_fit=False)
     assert notes[0].startswith("value range declared: scale = 0.00392157"), notes
+    assert record["declared"] == {"scale": 1 / 255} and "scale" not in record["inferred"]
 
 
 def test_grey_images_are_repeated_for_an_rgb_teacher_and_resized_to_its_input(tmp_path):
     small_model(3, shape=(16, 16, 3), rescale=True, name="rgb16").save(tmp_path / "rgb.keras")
-    teacher, notes = load_keras_teacher(tmp_path / "rgb.keras", (8, 8, 1))
+    teacher, notes, _ = load_keras_teacher(tmp_path / "rgb.keras", (8, 8, 1))
     assert teacher.input_shape == (None, 8, 8, 1) and teacher.output_shape == (None, 3)
     assert "grey images repeated to RGB (the teacher takes 3 channels)" in notes
-    assert "images resized 8x8 -> 16x16 inside the graph (the teacher's input size)" in notes
+    assert "images resized 8x8 -> 16x16 inside the graph (the teacher's input size, inferred)" in notes
     path = tmp_path / "adapted.keras"
     teacher.save(path)  # the adapter is a registered layer: the run's teacher.keras reloads in safe mode
     x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 1)).astype("float32")
@@ -305,8 +309,8 @@ def bad_files(tmp_path_factory):
     ("four.keras", None, None, "gives 4 scores per image, but the data has 3 classes (airplane, automobile, frog)"),
     ("text.keras", None, None, "is corrupt or not a Keras model (a .keras file saved by model.save is a zip "
                                "archive; this is not one)"),
-    ("custom.keras", None, None, "needs the custom object 'Doubled', which is not "
-                                 "registered; pass --custom-objects MODULE"),
+    ("custom.keras", None, None, "needs the custom object 'Doubled' (saved from module 'test_own_model'), which "
+                                 "is not registered; pass --custom-objects MODULE"),
     ("ok.keras", "one", None, "has one class, 'cat'; a classifier needs at least two"),
     ("ok.keras", "empty", None, "has no images (.jpg, .jpeg, .png, .bmp, .gif) in 2 sub-folders"),
     ("grey.keras", None, None, "takes 1-channel images, but the data's images have 3 channels"),

@@ -125,37 +125,52 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AdapterConfig:
-    """What a teacher file (`.onnx`, `.tflite`, SavedModel) expects, declared (`kd_keras.teachers.files`).
+    """What a teacher file (`.keras`, `.onnx`, `.tflite`, SavedModel) expects; every key is optional.
 
     kd_keras feeds raw 0-255 NHWC RGB batches; the adapter turns them into
     the file's input: resize to `size`, reorder to `channels`, multiply by
-    `scale`, subtract `mean`, divide by `std`, transpose to `layout`. A
-    torchvision ImageNet model exported to ONNX takes `layout = "nchw"`,
-    `scale = 0.00392156862745098` (1/255), `mean = [0.485, 0.456, 0.406]`,
-    `std = [0.229, 0.224, 0.225]`. kd_keras' own exports need none of it.
+    `scale`, subtract `mean`, divide by `std`, transpose to `layout`; and it
+    reads the file's outputs in `class_order`. What is not declared is
+    inferred (`kd_keras.teachers.infer`): the layout from the file's input
+    shape, the size from its fixed input, the value range by the teacher's
+    accuracy on labelled training images under each of raw 0-255, [0, 1],
+    [-1, 1], ImageNet mean/std and Caffe BGR, the output from its rows. A
+    declared value is never overridden, and the report says which values
+    were declared and which inferred. A torchvision ImageNet model exported
+    to ONNX is inferred as `layout = "nchw"`, `scale = 0.00392156862745098`
+    (1/255), `mean = [0.485, 0.456, 0.406]`, `std = [0.229, 0.224, 0.225]`.
 
     Attributes:
-        layout: "nhwc" (TensorFlow, TFLite) or "nchw" (PyTorch exports).
-        size: `[height, width]` to resize to (bilinear); empty keeps the data's.
-        scale: factor on the 0-255 pixels, before `mean` and `std`.
+        layout: "auto" (inferred from the file's input shape), "nhwc"
+            (TensorFlow, TFLite) or "nchw" (PyTorch exports).
+        size: `[height, width]` to resize to (bilinear); empty: the file's
+            fixed input size, or the data's when it takes any.
+        scale: "auto" (the value range is inferred, unless `mean`, `std` or
+            `channels` is declared) or the factor on the 0-255 pixels, before
+            `mean` and `std` (1.0: raw pixels).
         mean, std: per-channel (or one) values, after `scale`; empty: 0 and 1.
-        channels: "rgb" or "bgr" (Caffe and OpenCV models).
+        channels: "auto", "rgb" or "bgr" (Caffe and OpenCV models).
         output: "auto" (detected: a final softmax, or rows in [0, 1] that
             sum to 1), "logits", or "probabilities" (a softmax ending; their
             logs are used as logits, the same distribution).
+        class_order: the teacher's classes in its output order, as the
+            data's class names (`["ship", "truck", "frog"]`) or indices;
+            empty: the data's order. A teacher whose outputs map one to one
+            onto the data's classes in another order is refused with the
+            order it implies.
 
-    A Keras teacher file (`teacher.model = "my_teacher.keras"`) takes the
-    same keys but `layout`; with `scale`, `mean`, `std` and `channels` at
-    their defaults its value range is inferred (`kd_keras.teachers.keras_file`).
+    A Keras teacher file (`teacher.model = "my_teacher.keras"`) takes NHWC
+    images: `layout` is "auto" or "nhwc".
     """
 
-    layout: str = "nhwc"
-    size: object = dataclasses.field(default_factory=list)  # lists of numbers: checked by file_teacher.check_adapter
-    scale: float = 1.0
+    layout: str = "auto"
+    size: object = dataclasses.field(default_factory=list)  # lists of numbers: checked by teachers.files.check_adapter
+    scale: object = "auto"
     mean: object = dataclasses.field(default_factory=list)
     std: object = dataclasses.field(default_factory=list)
-    channels: str = "rgb"
+    channels: str = "auto"
     output: str = "auto"
+    class_order: object = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

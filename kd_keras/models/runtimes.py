@@ -147,6 +147,14 @@ class LiteRTRuntime(Runtime):
         self.input_shape = tuple(None if d < 0 else int(d) for d in self._in["shape_signature"][1:])
         self.output_rank, self.output_channels = len(out["shape_signature"]), int(out["shape_signature"][-1])
         self.input_dtype = np.dtype(self._in["dtype"]).name
+        self.input_quantization = ""
+        if self.input_dtype != "float32":
+            scale, zero = self._in["quantization"]
+            info = np.iinfo(self._in["dtype"])
+            self.input_quantization = (f"the file takes {self.input_dtype} input (scale {scale:.6g}, zero point "
+                                       f"{zero}: values {(info.min - zero) * scale:.4g} to "
+                                       f"{(info.max - zero) * scale:.4g}); the adapted images are quantised through "
+                                       f"it (read from the file)")
         self._shape = None
         self.engine = f"LiteRT, {_threads(threads)}, {'XNNPACK' if xnnpack else 'reference kernels'}"
 

@@ -311,9 +311,10 @@ class Runner:
         self.splits = self.task.load(cfg.data, cfg.train.seed)
         s = self.splits
         check_split_sizes(s, cfg.data)
-        sample = self.task.sample_labelled(s) if teacher_file(cfg.teacher)[1] == "keras" else None
+        probe = teacher_file(cfg.teacher)[1] and getattr(self.task, "sample_labelled", None)
+        sample = probe(s) if probe else None
         self.file_teacher = check_models(cfg, self.plans, self._new_model, s.input_shape, self.task, sample,
-                                         list(getattr(s, "class_names", None) or ()))
+                                         list(getattr(s, "class_names", None) or ()), s.num_classes or None)
         names = list(getattr(s, "class_names", None) or ())
         shown = f" ({', '.join(map(str, names[:10]))}{', ...' if len(names) > 10 else ''})" if names else ""
         classes = f", {s.num_classes} classes{shown}" if s.num_classes else ""
@@ -330,6 +331,8 @@ class Runner:
         rows, self.trained, self.saved, self.as_trained = [], {}, {}, {}
         teacher, seconds, source = self._trained("teacher", self._teacher)
         rows.append(self._row("teacher", "teacher", teacher, seconds, None, source))
+        if self.file_teacher is not None and self.file_teacher.adapter:
+            rows[-1]["adapter"] = self.file_teacher.adapter  # which adapter values were declared, which inferred
         teacher = self.as_trained.get("teacher", teacher)
 
         if students is not None:

@@ -17,19 +17,21 @@ from kd_keras.models import list_models
 from kd_keras.models.registry import check_pretrained, pretrained_weights, shipped_weights, shipped_weights_path
 from kd_keras.models.files import import_custom_objects, is_model_file, load_model_file
 from kd_keras.teachers.files import FORMAT_NAMES, check_adapter
-from kd_keras.teachers.load import load_teacher_notes, teacher_file, teacher_format
+from kd_keras.teachers.load import open_teacher, teacher_file, teacher_format
 from kd_keras.teachers.source import check_teacher_cache
 
 RESERVED = ("teacher", "baseline")
 
 
 class LoadedTeacher(NamedTuple):
-    """A teacher file, opened: the Keras model that runs it, its path and format, and what was adapted."""
+    """A teacher file, opened: the Keras model that runs it, its path and format, what was adapted, and which
+    adapter values were declared and which inferred."""
 
     model: object
     path: str
     format: str
     notes: list
+    adapter: dict
 SHIPPED_TEACHERS_MB = 56  # saved_models/*.keras, 2026-11-30
 
 
@@ -317,7 +319,8 @@ def check_teacher_weights(cfg: Config) -> None:
             raise ValueError(f"teacher weights {tc.weights!r} {corrupt}; fix teacher.weights.")
 
 
-def check_models(cfg: Config, plans: list, new_model, input_shape=None, task=None, sample=None, class_names=()):
+def check_models(cfg: Config, plans: list, new_model, input_shape=None, task=None, sample=None, class_names=(),
+                 classes=None):
     """Builds every model and KD loss once on the data's shapes, so a bad option fails before any training.
 
     Args:
@@ -326,9 +329,11 @@ def check_models(cfg: Config, plans: list, new_model, input_shape=None, task=Non
         new_model: `fn(model_config, seed, weights=...) -> keras.Model` for the loaded data.
         input_shape: one image of the loaded data (a teacher file is checked against it).
         task: the task (a Keras teacher file of a dense task is loaded as it is).
-        sample: `(images, int labels)` of training data, on which a Keras
-            teacher file's value range is inferred when it is not declared.
-        class_names: the data's class names, for the messages.
+        sample: `(images, int labels)` of training data, on which a teacher
+            file's value range is inferred when it is not declared, and its
+            class order checked.
+        class_names: the data's class names, for the messages and `teacher.adapter.class_order`.
+        classes: the data's number of classes.
 
     Returns:
         A `LoadedTeacher` when the teacher is a file (`.keras`, `.onnx`,
@@ -346,20 +351,22 @@ def check_models(cfg: Config, plans: list, new_model, input_shape=None, task=Non
             raise ValueError(f"{where}: {m.model!r} with options {m.options} cannot be built: "
                              f"{str(e).rstrip('.')}; fix {where}.options.") from None
 
+    students = [(d, losses, build(f"[[distill]] {d.name!r} student" if d.student else "student",
+                                  ModelConfig(**d.student) if d.student else cfg.student))
+                for d, losses in plans]  # built first: a student's mistake is named before the teacher's probe
     loaded = None
     path, fmt = teacher_file(cfg.teacher)
     if fmt == "keras" and task is not None and task.name != "classification":
         teacher = load_model_file(path, "teacher")
-        loaded = LoadedTeacher(teacher, path, fmt, [])
+        loaded = LoadedTeacher(teacher, path, fmt, [], {})
     elif fmt:
-        teacher, notes = load_teacher_notes(path, input_shape, cfg.teacher.adapter, sample,
-                                            classes=len(class_names) or None)
-        loaded = LoadedTeacher(teacher, path, fmt, notes)
+        teacher, notes, record = open_teacher(path, input_shape, cfg.teacher.adapter, sample,
+                                              class_names=class_names, classes=classes or len(class_names) or None,
+                                              check_fit=cfg.teacher.check_fit)
+        loaded = LoadedTeacher(teacher, path, fmt, notes, record)
     else:
         teacher = build("teacher", cfg.teacher, weights="")
-    for d, losses in plans:
-        student = build(f"[[distill]] {d.name!r} student" if d.student else "student",
-                        ModelConfig(**d.student) if d.student else cfg.student)
+    for d, losses, student in students:
         classifier = loaded and (task is None or task.name == "classification")
         widths = (teacher.outputs[0].shape[-1], student.outputs[0].shape[-1]) if classifier else (0, 0)
         if widths[0] != widths[1]:

@@ -12,6 +12,7 @@ from kd_keras.losses import LabelledAccuracy, LabelledCrossentropy
 from kd_keras.models import create_model
 from kd_keras.models.files import check_student_file, is_model_file, load_model_file
 from kd_keras.tasks.base import Task
+from kd_keras.teachers.infer import another_order, chance_bar, infer_layout, order_names
 
 
 class ClassificationTask(Task):
@@ -148,29 +149,39 @@ class ClassificationTask(Task):
         return cols
 
     def chance_check(self, model, val_ds, splits) -> str:
-        """A teacher whose validation accuracy is within two standard errors of chance does not fit the data.
+        """Why a loaded teacher does not fit the data, else "": no better than chance on the validation images.
 
-        Skipped when the validation split is too small to tell (that bar above 50%).
+        No better: within two standard errors above chance, when the validation
+        split is large enough to tell (that bar at most 50%); below chance by
+        two standard errors, whatever its size. A teacher whose outputs map one
+        to one onto the classes in another order is named with that order.
         """
         if val_ds is None or not splits.num_val:
             return ""
-        chance = 1.0 / splits.num_classes
-        bar = chance + 2.0 * np.sqrt(chance * (1.0 - chance) / splits.num_val)
-        if bar > 0.5:  # too few validation images to tell a weak teacher from a wrong one
+        k, n = splits.num_classes, splits.num_val
+        chance = 1.0 / k
+        bar = chance_bar(n, k)
+        below = chance - (bar - chance)
+        labels, logits = self._predict(model, val_ds)
+        pred = logits.argmax(-1)
+        accuracy = float(np.mean(pred == labels))
+        if accuracy > bar or (bar > 0.5 and accuracy >= below):  # too few images to tell a weak teacher from a wrong one
             return ""
-        accuracy = self.evaluate(model, val_ds)[self.metric]
-        if accuracy > bar:
-            return ""
-        return (f"scores {100 * accuracy:.1f}% on the {splits.num_val} validation images, no better than chance "
-                f"({100 * chance:.1f}% for {splits.num_classes} classes), so it was not trained for this data "
+        other = another_order(pred, labels, k)
+        order = ""
+        if other is not None:
+            names = order_names(other[0], getattr(splits, "class_names", None) or (), k)
+            order = (f"; its outputs map one to one onto the data's classes in another order: read as "
+                     f"({', '.join(names)}) it scores {100 * other[1]:.1f}% (teacher.adapter.class_order declares a "
+                     f"teacher file's order)")
+        where = "below" if accuracy < below else "no better than"
+        return (f"scores {100 * accuracy:.1f}% on the {n} validation images, {where} chance "
+                f"({100 * chance:.1f}% for {k} classes){order}, so it was not trained for this data as given "
                 f"(images {tuple(splits.input_shape)})")
 
-    def evaluate(self, model: keras.Model, dataset, report_cfg=None) -> dict:
-        """Top-1 accuracy of `model` (a Keras model in inference mode, or a runtime) on a batched dataset.
-
-        For two classes, also the F1 score of class 1 and the ROC AUC of its
-        softmax probability (scikit-learn).
-        """
+    @staticmethod
+    def _predict(model, dataset) -> tuple[np.ndarray, np.ndarray]:
+        """`(int labels, logits)` of `model` (a Keras model in inference mode, or a runtime) on a batched dataset."""
         if isinstance(model, keras.Model):
             forward = tf.function(lambda x: model(x, training=False))
         else:  # an exported model: kd_keras.models.runtimes.Runtime
@@ -179,7 +190,15 @@ class ClassificationTask(Task):
         for x, y in dataset:
             labels.append(np.argmax(np.asarray(y), -1))
             logits.append(np.asarray(forward(x), np.float64))
-        y, z = np.concatenate(labels), np.concatenate(logits)
+        return np.concatenate(labels), np.concatenate(logits)
+
+    def evaluate(self, model: keras.Model, dataset, report_cfg=None) -> dict:
+        """Top-1 accuracy of `model` (a Keras model in inference mode, or a runtime) on a batched dataset.
+
+        For two classes, also the F1 score of class 1 and the ROC AUC of its
+        softmax probability (scikit-learn).
+        """
+        y, z = self._predict(model, dataset)
         out = {self.metric: float(np.mean(z.argmax(-1) == y))}
         if z.shape[-1] == 2:
             from sklearn.metrics import f1_score, roc_auc_score
@@ -191,10 +210,11 @@ class ClassificationTask(Task):
 
 
 def _file_input_size(path: str, fmt: str, adapter) -> tuple | None:
-    """`(height, width)` an `.onnx` or `.tflite` teacher takes (its adapter's size if declared), else None."""
+    """`(height, width)` an `.onnx`, `.tflite` or SavedModel teacher takes (its adapter's size if declared), else
+    None."""
     if adapter.size:
         return tuple(adapter.size)
-    if fmt not in ("onnx", "tflite"):
+    if fmt not in ("onnx", "tflite", "saved_model"):
         return None
     from kd_keras.models.runtimes import open_runtime
 
@@ -204,4 +224,5 @@ def _file_input_size(path: str, fmt: str, adapter) -> tuple | None:
         return None
     if len(shape) != 3:
         return None
-    return shape[1:3] if adapter.layout == "nchw" else shape[:2]
+    layout = adapter.layout if adapter.layout != "auto" else infer_layout(shape)[0]
+    return shape[1:3] if layout == "nchw" else shape[:2]

@@ -1,10 +1,11 @@
 """A teacher that is only a file: ONNX, TFLite or SavedModel, run by its own runtime, never trained through.
 
 Most strong image classifiers are PyTorch models; a Keras student can still
-learn from one exported with `torch.onnx.export`. `load_file_teacher` wraps
+learn from one exported with `torch.onnx.export`. `open_file_teacher` wraps
 the file in a Keras model whose one layer, `FileTeacher`, applies the
-declared adapter (`kd_keras.config.AdapterConfig`: size, channel order,
-scale, mean, std, layout) in TensorFlow and calls the file through
+adapter (`kd_keras.config.AdapterConfig`: size, channel order, scale, mean,
+std, layout, class order; what is not declared is inferred by
+`kd_keras.teachers.infer`) in TensorFlow and calls the file through
 `kd_keras.models.runtimes` (ONNX Runtime, LiteRT, TensorFlow). That model is what
 the teacher-output caches call, in their one pass outside the training
 step: the fixed-input cache (`kd_keras.TeacherOutputCache`) and the stored
@@ -13,8 +14,7 @@ refuses to call it inside a training step, and feature losses, which read a
 teacher's inner layers, need a Keras teacher.
 
 Example:
-    >>> teacher = load_file_teacher("resnet56.onnx", input_shape=(32, 32, 3),
-    ...                             adapter={"layout": "nchw", "scale": 1 / 255})
+    >>> teacher = load_file_teacher("resnet18.onnx", input_shape=(32, 32, 3), sample=(x_train, y_train))
     >>> distiller = kd_keras.Distiller(teacher, student, "kd")
     >>> outputs = kd_keras.TeacherOutputCache(distiller.teacher_outputs, "").outputs(train_examples)
 """
@@ -32,6 +32,8 @@ import tensorflow as tf
 
 from kd_keras.config import AdapterConfig, find_file, from_dict, to_dict
 from kd_keras.models.runtimes import file_size, open_runtime
+from kd_keras.teachers.infer import (PROBE_IMAGES, RANGE_KEYS, declared, declared_range, infer_layout,
+                                     range_and_order, reorder)
 
 FORMAT_NAMES = {"onnx": "ONNX", "tflite": "TFLite", "saved_model": "SavedModel", "keras": "Keras"}
 TINY = 1e-30  # the floor of a probability before its log: read as logits, a zero stays finite
@@ -50,24 +52,31 @@ def teacher_file_format(weights: str) -> str:
 def check_adapter(adapter: AdapterConfig) -> None:
     """Refuses adapter values no file takes, naming the key (`teacher.adapter.*`)."""
     a, where = adapter, "teacher.adapter"
-    choices = {"layout": ("nhwc", "nchw"), "channels": ("rgb", "bgr"), "output": ("auto", "logits", "probabilities")}
+    choices = {"layout": ("auto", "nhwc", "nchw"), "channels": ("auto", "rgb", "bgr"),
+               "output": ("auto", "logits", "probabilities")}
     for key, allowed in choices.items():
         if getattr(a, key) not in allowed:
             raise ValueError(f"{where}.{key} must be one of {', '.join(map(repr, allowed))}, got {getattr(a, key)!r}.")
-    for key in ("size", "mean", "std"):
+    for key in ("size", "mean", "std", "class_order"):
         if not isinstance(getattr(a, key), (list, tuple)):
             raise ValueError(f"{where}.{key} must be a list, e.g. [0.5], got {getattr(a, key)!r}.")
     if a.size and (len(a.size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                                                for v in a.size)):
         raise ValueError(f"{where}.size must be [height, width] in pixels (or empty: keep the data's), got {a.size!r}.")
-    if not a.scale > 0:
-        raise ValueError(f"{where}.scale must be > 0 (1/255 maps 0-255 pixels to [0, 1]), got {a.scale!r}.")
+    if a.scale != "auto" and (isinstance(a.scale, bool) or not isinstance(a.scale, (int, float)) or not a.scale > 0):
+        raise ValueError(f"{where}.scale must be \"auto\" or a number > 0 (1/255 maps 0-255 pixels to [0, 1]), got "
+                         f"{a.scale!r}.")
     for key in ("mean", "std"):
         values = getattr(a, key)
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             raise ValueError(f"{where}.{key} must be numbers, one per channel (or one for all), got {values!r}.")
     if any(v <= 0 for v in a.std):
         raise ValueError(f"{where}.std must be > 0, got {a.std!r}.")
+    order = list(a.class_order)
+    if order and not (all(isinstance(v, str) for v in order)
+                      or all(isinstance(v, int) and not isinstance(v, bool) for v in order)):
+        raise ValueError(f"{where}.class_order must list the teacher's classes in its output order, as the data's "
+                         f"class names or as indices, got {order!r}.")
 
 
 def file_digest(path: str) -> str:
@@ -130,15 +139,24 @@ class FileTeacher(keras.layers.Layer):
         self.runtime = open_runtime(self.file_path, threads)
         self.format = self.runtime.format
 
-    def prepare(self, x):
-        """The adapter in TensorFlow: raw NHWC RGB 0-255 images to the file's input."""
-        shape = tuple(self.runtime.input_shape)
-        channels = (shape[0] if self.adapter_config.layout == "nchw" else shape[-1]) if len(shape) == 3 else None
-        x = adapt_images(x, self.adapter_config, channels)
-        return tf.transpose(x, [0, 3, 1, 2]) if self.adapter_config.layout == "nchw" else x
+    def set_adapter(self, adapter: dict) -> None:
+        """The adapter this layer applies from now on (`AdapterConfig` fields), checked."""
+        self.adapter = dict(adapter)
+        self.adapter_config = from_dict(AdapterConfig, self.adapter, "teacher.adapter.")
+        check_adapter(self.adapter_config)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """The file on an adapted batch, in chunks of its fixed batch size if it has one; logits out."""
+    def prepare(self, x, config: AdapterConfig | None = None):
+        """The adapter in TensorFlow: raw NHWC RGB 0-255 images to the file's input."""
+        a = config or self.adapter_config
+        shape = tuple(self.runtime.input_shape)
+        channels = (shape[0] if a.layout == "nchw" else shape[-1]) if len(shape) == 3 else None
+        x = adapt_images(x, a, channels)
+        return tf.transpose(x, [0, 3, 1, 2]) if a.layout == "nchw" else x
+
+    def run(self, x: np.ndarray, config: AdapterConfig | None = None) -> np.ndarray:
+        """The file on an adapted batch, in chunks of its fixed batch size if it has one; logits out, in the
+        data's class order."""
+        a = config or self.adapter_config
         x = np.asarray(x, np.float32)
         step = self.runtime.batch
         if not step or len(x) == step:
@@ -153,9 +171,18 @@ class FileTeacher(keras.layers.Layer):
                 parts.append(self.runtime(chunk)[:step - pad])
             y = np.concatenate(parts) if parts else np.zeros((0, self.classes), np.float32)
         y = np.asarray(y, np.float32).reshape(len(x), -1)
-        if self.adapter_config.output == "probabilities":
+        if a.output == "probabilities":
             y = np.log(np.maximum(y, TINY))
+        if a.class_order:
+            y = reorder(y, a.class_order)
         return y.astype(np.float32)
+
+    def predict(self, images, config: AdapterConfig | None = None, batch: int = 64) -> np.ndarray:
+        """Logits of raw images through an adapter (this layer's, or `config`), in batches, outside any graph."""
+        images = np.asarray(images, np.float32)
+        parts = [self.run(self.prepare(images[i:i + batch], config).numpy(), config)
+                 for i in range(0, len(images), batch)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.classes), np.float32)
 
     def call(self, x):
         y = tf.numpy_function(self.run, [self.prepare(x)], tf.float32, stateful=False)
@@ -184,7 +211,7 @@ def adapt_images(x, a: AdapterConfig, channels: int | None = None):
         x = tf.repeat(x, 3, axis=-1)
     if a.channels == "bgr":
         x = x[..., ::-1]
-    x = x * a.scale
+    x = x * (1.0 if a.scale == "auto" else a.scale)
     if a.mean:
         x = x - tf.constant(a.mean, tf.float32)
     if a.std:
@@ -207,23 +234,71 @@ def file_teacher_layer(model) -> FileTeacher | None:
     return None
 
 
-def load_file_teacher(path: str, input_shape, adapter=None, threads: int = 2) -> keras.Model:
-    """A Keras model over a teacher file, checked against the data's images before anything trains.
+def load_file_teacher(path: str, input_shape, adapter=None, threads: int = 2, sample=None) -> keras.Model:
+    """A Keras model over a teacher file, its adapter declared or inferred (see `open_file_teacher`)."""
+    return open_file_teacher(path, input_shape, adapter, sample, threads=threads)[0]
+
+
+def open_file_teacher(path: str, input_shape, adapter=None, sample=None, class_names=(), threads: int = 2,
+                      check_fit: bool = True, classes: int | None = None):
+    """A teacher file as a frozen Keras model over the data's raw images, and what its adapter was made of.
+
+    What `adapter` leaves unset is inferred (`kd_keras.teachers.infer`):
+    the layout from the file's input shape, the size from its fixed input,
+    the value range and a class order on `sample`, the output from its rows.
 
     Args:
         path: `.onnx`, `.tflite` or SavedModel folder.
         input_shape: one image of the data, `(height, width, channels)`.
-        adapter: `AdapterConfig` or a dict of its fields.
+        adapter: `AdapterConfig` or a dict of its fields (all optional).
+        sample: `(images, int labels)` of training data: the value range is
+            inferred on them and the class order checked; None: raw 0-255.
+        class_names: the data's class names, for `class_order` and messages.
         threads: CPU threads of the runtime.
+        check_fit: refuse a teacher no better than chance on `sample`.
+        classes: the data's number of classes, if known: a teacher with
+            another number of outputs is not probed (the caller refuses it).
+
+    Returns:
+        `(model, notes, record)`: the model, one sentence per adapter value,
+        and `{"declared": {...}, "inferred": {...}}` for the report.
 
     Raises:
         ValueError: an adapter value no file takes, a file whose input does
             not fit the adapted images (with the adapter setting that would),
-            or an output that is not one row of class scores per image.
+            an output that is not one row of class scores per image, a teacher
+            whose classes come in another order, or one no better than chance.
     """
     adapter = to_dict(adapter) if dataclasses.is_dataclass(adapter) else dict(adapter or {})
-    layer = FileTeacher(path, adapter, threads=threads, name="file_teacher")
+    given = to_dict(from_dict(AdapterConfig, adapter, "teacher.adapter."))
+    layer = FileTeacher(path, given, threads=threads, name="file_teacher")
     name = f"{os.path.basename(os.path.normpath(path))} ({FORMAT_NAMES[layer.format]})"
+    shape, (dh, dw, dc) = tuple(layer.runtime.input_shape), tuple(input_shape)
+    notes, inferred = [], {}
+    if given["layout"] != "auto":
+        layout = given["layout"]
+        notes.append(f"layout {layout} declared (teacher.adapter.layout)")
+    elif len(shape) == 3:
+        layout, sentence = infer_layout(shape)
+        notes.append(sentence)
+        inferred["layout"] = layout
+    else:
+        layout = "nhwc"  # not an image batch: refused by _check_input
+    size = list(given["size"])
+    spatial = (shape[1:3] if layout == "nchw" else shape[:2]) if len(shape) == 3 else ()
+    if size:
+        notes.append(f"images resized {dh}x{dw} -> {size[0]}x{size[1]} in the adapter (teacher.adapter.size, declared)")
+    elif spatial and all(spatial) and tuple(spatial) != (dh, dw):
+        size = inferred["size"] = [int(spatial[0]), int(spatial[1])]
+        notes.append(f"images resized {dh}x{dw} -> {size[0]}x{size[1]} in the adapter (the file's fixed input size, "
+                     f"inferred)")
+    if len(shape) == 3 and dc == 1 and (shape[0] if layout == "nchw" else shape[-1]) == 3:
+        notes.append("grey images repeated to RGB (the file takes 3 channels)")
+    quantised = getattr(layer.runtime, "input_quantization", None)
+    if quantised:
+        notes.append(quantised)
+    layer.set_adapter({**given, "layout": layout, "size": size, "scale": 1.0, "channels": "rgb", "output": "logits",
+                       "class_order": []})
     _check_input(layer, tuple(input_shape), name)
     probe = np.full((1, *input_shape), 128.0, np.float32)
     try:
@@ -234,18 +309,37 @@ def load_file_teacher(path: str, input_shape, adapter=None, threads: int = 2) ->
     if out.ndim != 2:
         raise ValueError(f"teacher {name} outputs shape {tuple(out.shape)} per batch, not (batch, classes); a teacher "
                          f"file serves logit losses (classification); use a Keras teacher for other tasks.")
-    if layer.adapter_config.output == "auto":  # rows in [0, 1] that sum to 1: a softmax ending
-        output = "probabilities" if looks_like_probabilities(out[:1]) else "logits"
-        layer.adapter = {**layer.adapter, "output": output}
-        layer.adapter_config = from_dict(AdapterConfig, layer.adapter, "teacher.adapter.")
-    elif layer.adapter_config.output == "logits" and looks_like_probabilities(out[:1]):
+    layer.classes = width = int(out.shape[1])
+    classes = classes or len(class_names) or width
+    if width != classes:
+        sample = None  # refused by the caller for its width: no probe first
+    base = dict(layer.adapter)
+    channels = (shape[0] if layout == "nchw" else shape[-1]) if len(shape) == 3 else dc
+    fields, range_notes = range_and_order(
+        given, lambda f: layer.predict(sample[0][:PROBE_IMAGES], from_dict(AdapterConfig, {**base, **f}, "")),
+        sample, class_names, classes, channels or dc, name, check_fit=check_fit)
+    notes += range_notes
+    if not declared_range(given):
+        inferred.update({k: fields[k] for k in RANGE_KEYS})
+    final = {**base, **fields}
+    rows = (layer.predict(sample[0][:64], from_dict(AdapterConfig, final, "")) if sample is not None
+            else layer.run(layer.prepare(probe).numpy(), from_dict(AdapterConfig, final, "")))
+    output = given["output"]
+    if output == "auto":  # rows in [0, 1] that sum to 1: a softmax ending
+        output = inferred["output"] = "probabilities" if looks_like_probabilities(rows) else "logits"
+        if output == "probabilities":
+            notes.append("outputs probabilities (its rows lie in [0, 1] and sum to 1, inferred): their log is read as "
+                         "logits by the KD losses")
+    elif output == "logits" and looks_like_probabilities(rows):
         raise ValueError(f"teacher {name} outputs probabilities (each row sums to 1), not logits; set "
                          f"teacher.adapter.output = \"probabilities\" (or \"auto\").")
-    layer.classes = int(out.shape[1])
+    else:
+        notes.append(f"outputs {output} (teacher.adapter.output, declared)")
+    layer.set_adapter({**final, "output": output})
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     model = keras.Model(inputs, layer(inputs), name=f"{layer.format}_file_teacher")
     model.trainable = False
-    return model
+    return model, notes, {"declared": declared(given), "inferred": inferred}
 
 
 def describe(model) -> dict:
@@ -261,6 +355,8 @@ def _check_input(layer: FileTeacher, image_shape: tuple, name: str) -> None:
     a, want = layer.adapter_config, tuple(layer.runtime.input_shape)
     h, w = a.size or image_shape[:2]
     c = image_shape[2]
+    if len(want) == 3 and c == 1 and (want[0] if a.layout == "nchw" else want[-1]) == 3:
+        c = 3  # grey images are repeated to RGB for a 3-channel file (adapt_images)
     if a.mean and len(a.mean) not in (1, c) or a.std and len(a.std) not in (1, c):
         raise ValueError(f"teacher.adapter.mean and std need 1 or {c} values (the data's channels), got "
                          f"{a.mean!r} and {a.std!r}.")

@@ -15,9 +15,13 @@ data's raw 0-255 images:
   which the teacher is most accurate on labelled training images;
 - **output**: a teacher that gives probabilities (a final softmax, or rows
   in [0, 1] that sum to 1) is read through their log, which the KD losses
-  take as logits: softmax(log p / T) is the teacher's own distribution.
+  take as logits: softmax(log p / T) is the teacher's own distribution;
+- **class order**: declared (`teacher.adapter.class_order`), or checked: a
+  teacher whose predictions map one to one onto the labels in another order
+  is refused with that order (`kd_keras.teachers.infer`).
 
-Every choice is returned as a sentence for the report.
+Every choice is returned as a sentence for the report, saying whether it
+was declared or inferred.
 """
 
 from __future__ import annotations
@@ -30,18 +34,7 @@ import numpy as np
 from kd_keras.config import AdapterConfig, from_dict, to_dict
 from kd_keras.models.files import final_softmax, image_input, load_model_file, own_preprocessing
 from kd_keras.teachers.files import TINY, adapt_images, check_adapter, looks_like_probabilities
-
-IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-VALUE_RANGES = {  # the preprocessing modes of keras.applications and torchvision, as adapter fields
-    "raw 0-255": {},
-    "[0, 1]": {"scale": 1 / 255},
-    "[-1, 1]": {"scale": 1 / 127.5, "mean": [1.0]},
-    "ImageNet mean/std on [0, 1] (torch)": {"scale": 1 / 255, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
-    "BGR minus ImageNet means (caffe)": {"channels": "bgr", "mean": [103.939, 116.779, 123.68]},
-}
-RANGE_KEYS = ("scale", "mean", "std", "channels")
-PROBE_IMAGES = 256
-
+from kd_keras.teachers.infer import NEUTRAL, PROBE_IMAGES, declared, declared_range, range_and_order
 
 @keras.saving.register_keras_serializable("kd_keras")
 class TeacherInputAdapter(keras.layers.Layer):
@@ -72,7 +65,25 @@ class LogProbabilities(keras.layers.Layer):
         return keras.ops.log(keras.ops.maximum(keras.ops.cast(p, "float32"), TINY))
 
 
-def load_keras_teacher(path, input_shape, adapter=None, sample=None, log=None, classes=None):
+@keras.saving.register_keras_serializable("kd_keras")
+class ClassOrder(keras.layers.Layer):
+    """A teacher's outputs in the data's class order: output `j` is data class `order[j]`."""
+
+    def __init__(self, order=(), **kwargs):
+        kwargs.pop("trainable", None)
+        super().__init__(trainable=False, **kwargs)
+        self.order = [int(v) for v in order]
+        self.source = [self.order.index(c) for c in range(len(self.order))]
+
+    def call(self, y):
+        return keras.ops.take(y, self.source, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "order": self.order}
+
+
+def load_keras_teacher(path, input_shape, adapter=None, sample=None, log=None, classes=None, class_names=(),
+                       check_fit=True):
     """A `.keras` teacher of any architecture that takes the data's raw images and gives logits.
 
     Args:
@@ -81,27 +92,35 @@ def load_keras_teacher(path, input_shape, adapter=None, sample=None, log=None, c
         adapter: `AdapterConfig` or a dict of its fields (all optional).
         sample: `(images, int labels)` from the training data: the value
             range is inferred on them when the teacher has no preprocessing
-            layer and none is declared, and the output is checked.
+            layer and none is declared, the class order and the output are checked.
         log: where the sentences go (None: nowhere).
         classes: the data's classes, if known: a teacher with another
             number of outputs is not probed (the caller refuses it).
+        class_names: the data's class names, for `class_order` and messages.
+        check_fit: refuse a teacher no better than chance on `sample`.
 
     Returns:
-        `(model, notes)`: the teacher (the file's model itself when nothing
-        needs adapting) and a list of sentences on what was adapted and why.
+        `(model, notes, record)`: the teacher (the file's model itself when
+        nothing needs adapting), a list of sentences on what was adapted and
+        why, and `{"declared": {...}, "inferred": {...}}`.
 
     Raises:
         ValueError: not a model file, an unregistered custom layer, images
-            the teacher cannot take, or an adapter value no teacher takes.
+            the teacher cannot take, an adapter value no teacher takes, a
+            teacher whose classes come in another order, or one no better
+            than chance.
     """
     a = to_dict(adapter) if dataclasses.is_dataclass(adapter) else dict(adapter or {})
-    config = from_dict(AdapterConfig, a, "teacher.adapter.")
+    given = to_dict(from_dict(AdapterConfig, a, "teacher.adapter."))
+    config = from_dict(AdapterConfig, given, "teacher.adapter.")
     check_adapter(config)
-    if config.layout != "nhwc":
+    if config.layout not in ("auto", "nhwc"):
         raise ValueError(f"teacher.adapter.layout = {config.layout!r} is for ONNX files; a Keras teacher takes NHWC "
                          f"images: drop teacher.adapter.layout.")
     user = load_model_file(path, "teacher")
-    if classes and user.outputs[0].shape[-1] != classes:
+    width = user.outputs[0].shape[-1]
+    classes = classes or len(class_names) or width
+    if width != classes:
         sample = None  # refused by the caller for its width: no value-range probe first
     th, tw, tc = image_input(user, "teacher", path)
     dh, dw, dc = tuple(input_shape)
@@ -109,61 +128,61 @@ def load_keras_teacher(path, input_shape, adapter=None, sample=None, log=None, c
         fix = "convert the images to greyscale" if tc == 1 else f"give it images of {tc} channels"
         raise ValueError(f"teacher {path!r} takes {tc}-channel images, but the data's images have {dc} "
                          f"channel{'s' if dc != 1 else ''}; {fix}, or use a teacher trained on such images.")
-    fields, notes = {"output": config.output}, []
+    fields, notes, inferred = {}, [], {}
     size = list(config.size) or ([th, tw] if th and tw and (th, tw) != (dh, dw) else [])
     if size:
         fields["size"] = size
-        how = "teacher.adapter.size" if config.size else "the teacher's input size"
+        how = "teacher.adapter.size, declared" if config.size else "the teacher's input size, inferred"
         notes.append(f"images resized {dh}x{dw} -> {size[0]}x{size[1]} inside the graph ({how})")
+        if not config.size:
+            inferred["size"] = size
     channels = 3 if tc == 3 and dc == 1 else None
     if channels:
         notes.append("grey images repeated to RGB (the teacher takes 3 channels)")
-    declared = {k: getattr(config, k) for k in RANGE_KEYS if getattr(config, k) != getattr(AdapterConfig(), k)}
     own = own_preprocessing(user)
-    if declared:
-        fields.update(declared)
-        notes.append(f"value range declared: {_describe(declared)}")
-    elif own:
-        notes.append(f"raw 0-255 pixels: the teacher normalises them itself ({own})")
-    elif sample is not None and len(sample[0]):
-        name, scores = _probe_range(user, fields, channels, sample, tc or dc)
-        fields.update(VALUE_RANGES[name])
-        tried = ", ".join(f"{k} {100 * v:.1f}%" for k, v in scores.items())
-        notes.append(f"value range {name} inferred: the teacher has no preprocessing layer, and it is most accurate "
-                     f"under it on {len(sample[0])} training images ({tried}); declare teacher.adapter.scale/mean/std "
-                     f"to override")
-    else:
-        notes.append("raw 0-255 pixels assumed (no preprocessing layer found and no labelled images to test "
-                     "other ranges on); declare teacher.adapter.scale/mean/std to override")
+    fixed = (dict(NEUTRAL), f"raw 0-255 pixels: the teacher normalises them itself ({own})") if own else None
+    name = repr(str(path))
+    forward = (lambda f: _predict(_wrap(user, {**fields, **f}, channels, input_shape, "logits"),
+                                  sample[0][:PROBE_IMAGES]))
+    settled, range_notes = range_and_order(given, forward, sample, class_names, classes, tc or dc, name, fixed,
+                                           check_fit)
+    notes += range_notes
+    order = settled.pop("class_order", None)
+    if not declared_range(given):
+        inferred.update(settled)
+    fields.update({k: v for k, v in settled.items() if v != NEUTRAL[k]})
     if config.output == "auto":
         if final_softmax(user):
-            fields["output"], why = "probabilities", "it ends in a softmax"
+            output, why = "probabilities", "it ends in a softmax, inferred"
         elif sample is not None and len(sample[0]):
             rows = _predict(_wrap(user, fields, channels, input_shape, "logits"), sample[0][:64])
-            fields["output"] = "probabilities" if looks_like_probabilities(rows) else "logits"
-            why = "its rows lie in [0, 1] and sum to 1"
+            output = "probabilities" if looks_like_probabilities(rows) else "logits"
+            why = "its rows lie in [0, 1] and sum to 1, inferred"
         else:
-            fields["output"], why = "logits", ""
+            output, why = "logits", ""
+        inferred["output"] = output
     else:
-        why = "teacher.adapter.output"
-    if fields["output"] == "probabilities":
+        output, why = config.output, "teacher.adapter.output, declared"
+    if output == "probabilities":
         notes.append(f"outputs probabilities ({why}): their log is read as logits by the KD losses")
-    model = _wrap(user, fields, channels, input_shape, fields["output"])
+    model = _wrap(user, fields, channels, input_shape, output, order)
     for note in notes:
         if log is not None:
             log(f"   teacher: {note}")
-    return model, notes
+    return model, notes, {"declared": declared(given), "inferred": inferred}
 
 
-def _wrap(user, fields: dict, channels, input_shape, output: str):
+def _wrap(user, fields: dict, channels, input_shape, output: str, order=None):
     adapt = {k: v for k, v in fields.items() if k != "output"}
-    if not adapt and not channels and output != "probabilities":
+    if not adapt and not channels and output != "probabilities" and not order:
         return user
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = TeacherInputAdapter(adapt, channels, name="teacher_input_adapter")(inputs) if adapt or channels else inputs
     y = user(x)
     if output == "probabilities":
         y = LogProbabilities(name="log_probabilities")(y)
+    if order:
+        y = ClassOrder(order, name="class_order")(y)
     model = keras.Model(inputs, y, name=f"{user.name}_adapted")
     model.trainable = False
     return model
@@ -175,20 +194,3 @@ def _predict(model, images) -> np.ndarray:
         out.append(np.asarray(keras.ops.convert_to_numpy(model(np.asarray(images[i:i + 64], np.float32),
                                                                training=False)), np.float64))
     return np.concatenate(out)
-
-
-def _probe_range(user, fields, channels, sample, teacher_channels: int):
-    """The value range under which the teacher is most accurate on the sample; ties go to the first listed."""
-    images, labels = sample[0][:PROBE_IMAGES], np.asarray(sample[1][:PROBE_IMAGES])
-    scores = {}
-    for name, extra in VALUE_RANGES.items():
-        if teacher_channels != 3 and len(extra.get("mean", [])) == 3:
-            continue  # three-channel statistics on a one-channel teacher
-        model = _wrap(user, {**fields, **extra, "output": "logits"}, channels, images.shape[1:], "logits")
-        scores[name] = float(np.mean(_predict(model, images).argmax(-1) == labels))
-    best = max(scores, key=lambda k: (scores[k], -list(VALUE_RANGES).index(k)))
-    return best, scores
-
-
-def _describe(fields: dict) -> str:
-    return ", ".join(f"{k} = {v:.6g}" if isinstance(v, float) else f"{k} = {v}" for k, v in fields.items())
