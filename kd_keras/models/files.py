@@ -88,11 +88,9 @@ def load_model_file(path, role: str = "teacher") -> keras.Model:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises TypeError, ValueError and others for a file it cannot rebuild
         text = " ".join(str(e).split())
-        missing = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+        missing = missing_object(text)
         if missing:
-            raise ValueError(f"{role} file {path!r} needs the custom object {missing.group(1)!r}, which is not "
-                             f"registered; pass --custom-objects MODULE (a module or .py file that defines it with "
-                             f"@keras.saving.register_keras_serializable()).") from None
+            raise ValueError(f"{role} file {path!r} {missing}") from None
         if "Lambda" in text and "safe_mode" in text:
             raise ValueError(f"{role} file {path!r} has a Lambda layer, whose Python code Keras does not load in "
                              f"safe mode; replace it with a registered layer and pass --custom-objects "
@@ -106,6 +104,31 @@ def load_model_file(path, role: str = "teacher") -> keras.Model:
         raise ValueError(f"{role} file {path!r} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; a "
                          f"{role} takes one batch of images and gives one row of class scores per image.")
     return model
+
+
+PACKAGES = {"keras_hub": "keras-hub", "keras_nlp": "keras-nlp", "keras_cv": "keras-cv"}
+
+
+def missing_object(text: str) -> str:
+    """What a model file needs that is not here, from Keras' deserialization error, as the end of a sentence
+    naming the package (keras-hub, keras-cv) or the class and `--custom-objects`; "" for other errors."""
+    parent = re.search(r"Could not deserialize (?:class|function) '([^']+)' because its parent module ([\w.]+) "
+                       r"cannot be imported", text)
+    if parent:
+        name, module = parent.groups()
+        package = module.split(".")[0]
+        pip = PACKAGES.get(package, package.replace("_", "-"))
+        return (f"needs the package {pip} (its class {name!r} lives in {module}), which is not installed; pip install "
+                f"{pip} and run the command again.")
+    located = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+    if located:
+        module = re.search(r"'module': '([^']+)'", text[located.end():])
+        where = (f" (saved from module {module.group(1)!r})"
+                 if module and not module.group(1).startswith(("keras", "builtins")) else "")
+        return (f"needs the custom object {located.group(1)!r}{where}, which is not registered; pass "
+                f"--custom-objects MODULE (a module or .py file that defines it with "
+                f"@keras.saving.register_keras_serializable()).")
+    return ""
 
 
 def final_softmax(model: keras.Model) -> bool:
