@@ -309,7 +309,9 @@ def test_export_with_an_opset_onnx_runtime_does_not_support_is_refused(tmp_path)
 @pytest.mark.parametrize("delay", [1.0, pytest.param(3.0, marks=pytest.mark.slow)])
 def test_ctrl_c_while_a_command_starts_ends_in_one_line(tmp_path, delay):
     proc = subprocess.Popen([sys.executable, "-m", RECIPE, *SMOKE, "--out", "run"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a suite started in the background (`cmd &`) ignores SIGINT, and so would the child
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(delay)  # inside the imports (TensorFlow's take seconds)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
