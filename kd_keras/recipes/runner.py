@@ -31,6 +31,7 @@ from kd_keras.training.precise_bn import PreciseBatchNorm
 from kd_keras.training.precision import as_float32
 from kd_keras.cli.lock import OutputLock, check_out_dir
 from kd_keras.data.unlabeled import entries as unlabeled_entries
+from kd_keras.recipes.preflight import preflight
 from kd_keras.recipes.transfer_set import mixed_splits, transfer_images, transfer_set
 from kd_keras.recipes.write import write_results
 from kd_keras.recipes.resume import BACKUP, PROGRESS, Progress
@@ -326,6 +327,7 @@ class Runner:
         transfer = transfer_splits(self.task, s, self.plans, cfg.data, self.log)  # read before anything trains
         students = self._labelled_subset() if cfg.data.labels_per_class else None  # checked before the teacher
         unlabeled = transfer_set(cfg, self.plans, s, self.log)  # read and checked before the teacher runs
+        preflight(self)  # every pipeline and model on one batch: a setting that cannot work stops here
         self._claim_out_dir()  # every check passed: only now is an earlier run's output replaced
 
         rows, self.trained, self.saved, self.as_trained = [], {}, {}, {}
