@@ -35,3 +35,39 @@ def test_a_setting_that_cannot_work_is_refused_before_overwrite_removes_anything
     assert_one_line_error(proc, message)
     assert "removed" not in proc.stdout
     assert snapshot(earlier_run / "run") == before  # the earlier run's files, names and bytes
+
+
+def _images(folder: Path, counts: dict, size: int = 16, ext: str = "png", seed: int = 0) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c, n in counts.items():
+        (folder / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / c / f"{i}.{ext}")
+    return folder
+
+
+def test_a_limit_takes_every_class_of_a_class_sorted_folder_and_the_log_counts_them(tmp_path):
+    for split, n in (("train", 40), ("test", 20)):
+        _images(tmp_path / "five" / split, {c: n for c in "abcde"})
+    proc = recipe("--data", "five", "--set", "data.limit=100", "--set", "teacher.check_fit=false", "--out", "run",
+                  cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("data: images per class"))
+    counts = [tuple(map(int, part.split()[1].split("/"))) for part in line.split(": ", 2)[2].split(", ")]
+    assert len(counts) == 5 and all(train + val == 20 and test == 20 for train, val, test in counts), line
+
+
+def test_a_class_whose_only_image_the_test_holdout_took_is_refused(tmp_path):
+    from kd_keras.data.sources import _split_val
+
+    folder = _images(tmp_path / "one", {"a": 1, "b": 12, "c": 15})
+    files = 28  # class a's one image is file 0 (sorted by class)
+    seed = next(s for s in range(100) if 0 in _split_val(files, 0.2, s + 1)[1])
+    before = snapshot(folder)
+    proc = recipe("--data", "one", "--set", f"train.seed={seed}", "--out", "run", cwd=tmp_path)
+    assert_one_line_error(proc, "class 'a' of the data", "has no training image (1 in all; the validation and test "
+                                                         "splits took its images); add images to it")
+    assert snapshot(folder) == before and not (tmp_path / "run").exists()

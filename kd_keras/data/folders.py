@@ -142,10 +142,11 @@ def load_indexed(index: dict, what: str, image_size, limit, skip_bad: bool = Fal
     in `skipped`.
     """
     train, test = index["train"], index["test"]
-    if limit:  # keep classes mixed: a seeded shuffle before the cut
-        order = np.random.default_rng(0)
-        train = [train[i] for i in order.permutation(len(train))[:limit]]
-        test = [test[i] for i in order.permutation(len(test))[:limit]]
+    if limit:  # a class-balanced share (the index lists each class's files together)
+        from kd_keras.data.sources import balanced_indices
+
+        train = [train[i] for i in balanced_indices([label for _, label in train], limit)]
+        test = [test[i] for i in balanced_indices([label for _, label in test], limit)]
     x_tr, y_tr, bad_tr = decode(train, image_size, what, max_pixels)
     x_te, y_te, bad_te = decode(test, image_size, what, max_pixels)
     bad = bad_tr + bad_te

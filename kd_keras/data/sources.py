@@ -50,6 +50,7 @@ class DataSplits:
     description: str
     synthetic: bool = False
     skipped: int = 0  # bad image files left out (data.skip_bad_images)
+    class_counts: dict = dataclasses.field(default_factory=dict)  # {"train"/"val"/"test": images per class}
     notes: list = dataclasses.field(default_factory=list)  # how mixed images were made one set (kd_keras.data.scan)
     unlabeled: int = 0  # training examples without a label (label -1): a transfer set (kd_keras.data.unlabeled)
     labelled_repeats: int = 1  # with a transfer set: how often each labelled image is in one pass
@@ -239,6 +240,31 @@ def _check_classes(y_tr, y_te, class_names) -> int:
     return k
 
 
+def balanced_indices(labels, limit: int, seed: int = 0) -> np.ndarray:
+    """Up to `limit` indices of `labels`, as even a share of every class as its images allow, in source order.
+
+    `data.limit` and `--smoke` take this share: the first `limit` of a
+    class-sorted source would keep its first classes only.
+    """
+    labels = np.asarray(labels)
+    if not limit or limit >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    queues = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    take, depth = [], 0
+    while len(take) < limit:
+        for q in queues:
+            if depth < len(q) and len(take) < limit:
+                take.append(q[depth])
+        depth += 1
+    return np.sort(np.array(take, int))
+
+
+def class_counts(labels, num_classes: int) -> list:
+    """Images per class, as a list of `num_classes` ints."""
+    return np.bincount(np.asarray(labels, int), minlength=num_classes)[:num_classes].tolist()
+
+
 def _split_val(n: int, val_fraction: float, seed: int):
     order = np.random.default_rng(seed).permutation(n)
     n_val = int(round(n * val_fraction))
@@ -252,7 +278,8 @@ def _from_arrays(x_tr, y_tr, x_te, y_te, class_names, desc, val_fraction, seed, 
         raise ValueError(f"x_train images are {x_tr.shape[1:]} but x_test images are {x_te.shape[1:]}.")
     num_classes = _check_classes(y_tr, y_te, class_names)
     if limit:
-        x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
+        keep, keep_te = balanced_indices(y_tr, limit), balanced_indices(y_te, limit)
+        x_tr, y_tr, x_te, y_te = x_tr[keep], y_tr[keep], x_te[keep_te], y_te[keep_te]
     tr_idx, val_idx = _split_val(len(x_tr), val_fraction, seed)
 
     def ds(x, y):
@@ -264,6 +291,8 @@ def _from_arrays(x_tr, y_tr, x_te, y_te, class_names, desc, val_fraction, seed, 
         train=ds(x_tr[tr_idx], y_tr[tr_idx]), val=ds(x_tr[val_idx], y_tr[val_idx]), test=ds(x_te, y_te),
         num_classes=num_classes, input_shape=shape, num_train=len(tr_idx), num_val=len(val_idx),
         num_test=len(x_te), class_names=class_names or [str(i) for i in range(num_classes)], description=desc,
+        class_counts={"train": class_counts(y_tr[tr_idx], num_classes), "val": class_counts(y_tr[val_idx], num_classes),
+                      "test": class_counts(y_te, num_classes)},
     )
 
 
@@ -342,7 +371,8 @@ def _folder(path: str, image_size, val_fraction, seed, limit, skip_bad=False, ma
         test_files, test_labels = files[test_idx], labels[test_idx]
     files, labels = files[train_idx], labels[train_idx]
     if limit:
-        files, labels, test_files, test_labels = files[:limit], labels[:limit], test_files[:limit], test_labels[:limit]
+        keep, keep_te = balanced_indices(labels, limit), balanced_indices(test_labels, limit)
+        files, labels, test_files, test_labels = files[keep], labels[keep], test_files[keep_te], test_labels[keep_te]
     found = scan([*files, *test_files], max_pixels, log)  # every file read once, before any training
     skipped = 0
     if found.bad:
@@ -384,6 +414,8 @@ def _folder(path: str, image_size, val_fraction, seed, limit, skip_bad=False, ma
         num_classes=len(classes), input_shape=(image_size, image_size, channels), num_train=len(tr),
         num_val=len(va), num_test=len(test_files), class_names=classes, description=f"folder {path}{shown}",
         skipped=skipped, notes=notes,
+        class_counts={"train": class_counts(labels[tr], len(classes)), "val": class_counts(labels[va], len(classes)),
+                      "test": class_counts(test_labels, len(classes))},
     )
 
 

@@ -39,7 +39,7 @@ from kd_keras.recipes.scores import evaluate_stored
 from kd_keras.teachers.load import teacher_file
 from kd_keras.teachers.source import TeacherSource, transfer_splits
 from kd_keras.training.optim import make_optimizer, make_strategy, worker_out_dir
-from kd_keras.recipes.validate import check_models, check_split_sizes, check_teacher_weights, validate
+from kd_keras.recipes.validate import check_models, check_split_sizes, check_teacher_weights, per_class, validate
 
 def save_model(model: keras.Model, path: str) -> int:
     """Saves atomically (no half-written file on failure); returns the size in bytes."""
@@ -321,8 +321,9 @@ class Runner:
         classes = f", {s.num_classes} classes{shown}" if s.num_classes else ""
         self.log(f"data: {s.description}{' (SYNTHETIC)' if s.synthetic else ''}: {s.num_train} train / "
                  f"{s.num_val} val / {s.num_test} test{classes}, images {s.input_shape}")
-        for note in getattr(s, "notes", ()):
-            self.log(f"data: {note}")
+        for note in [*getattr(s, "notes", ()), per_class(s)]:
+            if note:
+                self.log(f"data: {note}")
         self.train_ds, self.val_ds, self.test_ds = self.task.pipelines(s, cfg.data, cfg.train.seed)
         transfer = transfer_splits(self.task, s, self.plans, cfg.data, self.log)  # read before anything trains
         students = self._labelled_subset() if cfg.data.labels_per_class else None  # checked before the teacher

@@ -191,6 +191,32 @@ def check_split_sizes(s, d) -> None:
         raise ValueError(f"the data ({s.description}) leaves the {' and '.join(empty)} {splits} "
                          f"empty ({s.num_train} training / {s.num_val} validation / {s.num_test} test images, "
                          f"data.val_fraction = {d.val_fraction}, data.limit = {d.limit}); give more images.")
+    counts = getattr(s, "class_counts", None) or {}
+    train = counts.get("train")
+    if train and min(train) < 1:
+        names = list(getattr(s, "class_names", None) or range(len(train)))
+        missing = [str(names[i]) for i, n in enumerate(train) if n < 1]
+        total = [train[i] + counts.get("val", [0] * len(train))[i] + counts.get("test", [0] * len(train))[i]
+                 for i, n in enumerate(train) if n < 1]
+        why = (f"data.limit = {d.limit} (or --smoke) keeps {d.limit} images" if d.limit and
+               s.num_train + s.num_val >= d.limit else "the validation and test splits took its images")
+        raise ValueError(f"class{'es' if len(missing) > 1 else ''} {', '.join(map(repr, missing[:5]))} of the data "
+                         f"({s.description}) ha{'ve' if len(missing) > 1 else 's'} no training image "
+                         f"({total[0]} in all; {why}); add images to {'them' if len(missing) > 1 else 'it'}, or "
+                         f"remove the class.")
+
+
+def per_class(s) -> str:
+    """Images per class in each split, for the log: `T-shirt/top 23/3/26, ...` (train/val/test)."""
+    counts = getattr(s, "class_counts", None) or {}
+    if not counts.get("train"):
+        return ""
+    names = list(getattr(s, "class_names", None) or range(len(counts["train"])))
+    rows = list(zip(names, *(counts.get(k, [0] * len(names)) for k in ("train", "val", "test"))))
+    if len(rows) > 20:
+        train = counts["train"]
+        return f"images per class, train: {min(train)} to {max(train)} (mean {sum(train) / len(train):.1f})"
+    return "images per class (train/val/test): " + ", ".join(f"{n} {a}/{b}/{c}" for n, a, b, c in rows)
 
 
 def check_model_file(role: str, m, task) -> bool:
