@@ -71,3 +71,19 @@ def test_a_class_whose_only_image_the_test_holdout_took_is_refused(tmp_path):
     assert_one_line_error(proc, "class 'a' of the data", "has no training image (1 in all; the validation and test "
                                                          "splits took its images); add images to it")
     assert snapshot(folder) == before and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("form", ["distill.0.losses.0.options={{ temperature = {t} }}",
+                                  "distill.0.losses.0.options.temperature={t}", "distill.0.losses.0.temperature={t}"])
+def test_a_losss_temperature_set_in_either_form_is_the_one_the_run_uses_and_is_checked(tmp_path, form):
+    import json
+
+    proc = recipe("--set", form.format(t=2.5), "--out", "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = json.loads((tmp_path / "run" / "results.json").read_text())["config"]
+    assert config["distill"][0]["losses"][0]["options"]["temperature"] == 2.5
+    kd = {r["name"]: r for r in json.loads((tmp_path / "run" / "results.json").read_text())["models"]}["kd"]
+    assert "2.5" in json.dumps(kd["kd"]), kd["kd"]  # the loss the student trained with
+    proc = recipe("--set", form.format(t=0), "--out", "bad", cwd=tmp_path)
+    assert_one_line_error(proc, "temperature")
+    assert not (tmp_path / "bad").exists()

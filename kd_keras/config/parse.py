@@ -132,6 +132,22 @@ def load_config(path: str | os.PathLike | None, overrides=(), smoke: bool = Fals
         for entry in data.get("distill", []):  # per-student schedules shrink with train.epochs
             if isinstance(entry, dict):
                 entry.update(epochs=0, warmup_epochs=0)
+    _options_in_one_place(data)  # a flat `temperature = 4.0` would otherwise win over an `--set ...options...`
     for assignment in overrides:  # after the smoke switch: an explicit `--set` wins
         apply_override(data, assignment)
     return from_dict(Config, data)
+
+
+def _options_in_one_place(data: dict) -> None:
+    """Each loss table's options (written beside `method` or in `options`) moved into `options`, in place.
+
+    Then `--set distill.0.losses.0.temperature=2`, `...options.temperature=2` and
+    `...options={ temperature = 2 }` all set the one value the loss reads.
+    """
+    from kd_keras.config.schema import LossConfig
+
+    for entry in data.get("distill", []) if isinstance(data.get("distill"), list) else []:
+        losses = entry.get("losses") if isinstance(entry, dict) else None
+        for i, table in enumerate(losses if isinstance(losses, list) else []):
+            if isinstance(table, dict) and isinstance(table.get("options", {}), dict):
+                losses[i] = LossConfig.normalize_table(table)

@@ -15,7 +15,7 @@ import sys
 HEADER = """# Config reference
 
 Every key of a recipe (a TOML file, `--config`), with its type, default and meaning. Any key can be changed on the
-command line: `--set train.epochs=3`, `--set 'distill.0.losses.0.options={ temperature = 2.0 }'`. Written from the
+command line: `--set train.epochs=3`, `--set distill.0.losses.0.temperature=2.0` (a loss's options: beside `method`, or under `options`, one value either way). Written from the
 schema (`kd_keras/config/schema.py`) by `python -m kd_keras.config.reference > docs/config.md`; a test fails when
 this page and the schema differ. How recipes are used: [recipes.md](recipes.md).
 """
