@@ -312,7 +312,7 @@ def bad_files(tmp_path_factory):
     ("custom.keras", None, None, "needs the custom object 'Doubled' (saved from module 'test_own_model'), which "
                                  "is not registered; pass --custom-objects MODULE"),
     ("ok.keras", "one", None, "has one class, 'cat'; a classifier needs at least two"),
-    ("ok.keras", "empty", None, "has no images (.jpg, .jpeg, .png, .bmp, .gif) in 2 sub-folders"),
+    ("ok.keras", "empty", None, "has no images (.jpg, .jpeg, .png, .bmp, .gif, .tif, .tiff, .webp) in 2 sub-folders"),
     ("grey.keras", None, None, "takes 1-channel images, but the data's images have 3 channels"),
     ("ok.keras", None, "student5.keras", "gives outputs of shape (5,) per image, but the data has 3 classes"),
     ("missing.keras", None, None, "teacher model file"),

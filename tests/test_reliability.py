@@ -87,3 +87,24 @@ def test_a_losss_temperature_set_in_either_form_is_the_one_the_run_uses_and_is_c
     proc = recipe("--set", form.format(t=0), "--out", "bad", cwd=tmp_path)
     assert_one_line_error(proc, "temperature")
     assert not (tmp_path / "bad").exists()
+
+
+def test_webp_and_tiff_images_in_a_class_folder_are_read_and_other_files_counted(tmp_path):
+    folder = tmp_path / "mixed"
+    for c in ("a", "b", "c"):
+        _images(folder, {c: 6}, ext="png")
+        _images(folder, {c: 12}, ext="webp", seed=1)
+        _images(folder, {c: 6}, ext="tif", seed=2)
+    (folder / "a" / "notes.txt").write_text("not an image")
+    (folder / "b" / ".ipynb_checkpoints").mkdir()
+    _images(folder / "b" / ".ipynb_checkpoints", {"x": 2})
+    before = snapshot(folder)
+    proc = recipe("--data", "mixed", "--set", "teacher.check_fit=false", "--out", "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("data: folder mixed:"))
+    train, val, test = (int(w) for w in line.split(": ")[2].replace(" train /", "").replace(" val /", "")
+                        .split(" test")[0].split())
+    assert train + val + test == 72, line  # every PNG, WebP and TIFF image
+    assert "left out 3 file(s) that are not images kd_keras reads" in proc.stdout
+    assert "a/notes.txt" in proc.stdout
+    assert snapshot(folder) == before

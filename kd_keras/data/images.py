@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import warnings
@@ -10,7 +11,26 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # named in messages
+NOT_READ = {".eps", ".ps", ".pdf", ".xpm"}  # Pillow lists them, but reads them only with outside programs or not at all
+
+
+@functools.lru_cache(maxsize=1)
+def image_extensions() -> frozenset:
+    """Every file extension the image reader (Pillow) decodes: a folder's images are all of them."""
+    from PIL import Image
+
+    Image.init()
+    return frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items()
+                     if fmt in Image.OPEN and ext.lower() not in NOT_READ) | frozenset(IMAGE_EXTENSIONS)
+
+
+def is_image_file(path, root=None) -> bool:
+    """An image file kd_keras reads: a decodable extension, not hidden (`.DS_Store`, `._x.jpg` AppleDouble files),
+    and not inside a hidden folder below `root` (`.ipynb_checkpoints/`)."""
+    p = Path(path)
+    parts = p.relative_to(root).parts if root is not None else (p.name,)
+    return p.suffix.lower() in image_extensions() and not any(part.startswith(".") for part in parts)
 
 
 @dataclasses.dataclass
@@ -109,7 +129,7 @@ def list_images(folder: str | os.PathLike, what: str) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} folder {os.fspath(folder)!r} does not exist; check data.path.")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(p for p in folder.iterdir() if is_image_file(p))
     if not files:
         raise ValueError(f"{what} folder {os.fspath(folder)!r} has no images "
                          f"({', '.join(IMAGE_EXTENSIONS)}); check data.path.")

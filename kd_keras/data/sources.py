@@ -26,11 +26,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.data.images import read_image
+from kd_keras.data.images import IMAGE_EXTENSIONS, is_image_file, read_image
 from kd_keras.data.scan import MAX_IMAGE_PIXELS, refusal, scan
 
 SOURCES = ("digits", "fashion_mnist_small", "npz", "folder", "tfds", "tiny_imagenet", "mhist")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -303,14 +302,17 @@ def _resize(image, image_size):
 
 
 # ------------------------------------------------------------------ folder
-def _list_classes(root: Path):
+def _list_classes(root: Path, left_out: list | None = None):
+    """`(classes, files, labels)` of a class-folder tree; the files that are not images go to `left_out`."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     files, labels = [], []
     for i, c in enumerate(classes):
         for f in sorted((root / c).rglob("*")):
-            if f.suffix.lower() in IMAGE_EXTENSIONS:
+            if is_image_file(f, root / c):
                 files.append(str(f))
                 labels.append(i)
+            elif left_out is not None and f.is_file():
+                left_out.append(str(f.relative_to(root)))
     return classes, files, labels
 
 
@@ -320,7 +322,7 @@ FOLDER_LAYOUT = "one sub-folder of images per class (my_images/cat/*.jpg, my_ima
 def _check_class_folders(root: Path, classes, files, labels, path: str) -> None:
     """A classification folder: at least two class sub-folders, each with images."""
     if not files:
-        loose = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+        loose = [p for p in root.iterdir() if p.is_file() and is_image_file(p)]
         found = (f"{len(loose)} images but no class sub-folders" if loose else
                  f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {len(classes)} sub-folders" if classes else
                  f"no images ({', '.join(IMAGE_EXTENSIONS)})")
@@ -357,11 +359,12 @@ def first_image_side(path: str) -> int | None:
 def _folder(path: str, image_size, val_fraction, seed, limit, skip_bad=False, max_pixels=MAX_IMAGE_PIXELS, log=print):
     root = Path(path)
     has_splits = (root / "train").is_dir()
-    classes, files, labels = _list_classes(root / "train" if has_splits else root)
+    left_out = []
+    classes, files, labels = _list_classes(root / "train" if has_splits else root, left_out)
     _check_class_folders(root / "train" if has_splits else root, classes, files, labels, path)
     files, labels = np.array(files), np.array(labels, "int32")
     if has_splits and (root / "test").is_dir():
-        test_classes, test_files, test_labels = _list_classes(root / "test")
+        test_classes, test_files, test_labels = _list_classes(root / "test", left_out)
         if test_classes != classes:
             raise ValueError(f"{path}/test has classes {test_classes}, but {path}/train has {classes}.")
         test_files, test_labels = np.array(test_files), np.array(test_labels, "int32")
@@ -373,6 +376,9 @@ def _folder(path: str, image_size, val_fraction, seed, limit, skip_bad=False, ma
     if limit:
         keep, keep_te = balanced_indices(labels, limit), balanced_indices(test_labels, limit)
         files, labels, test_files, test_labels = files[keep], labels[keep], test_files[keep_te], test_labels[keep_te]
+    if left_out:
+        log(f"   left out {len(left_out):,} file(s) that are not images kd_keras reads (hidden, or not an image "
+            f"format): {', '.join(left_out[:3])}{', ...' if len(left_out) > 3 else ''}")
     found = scan([*files, *test_files], max_pixels, log)  # every file read once, before any training
     skipped = 0
     if found.bad:

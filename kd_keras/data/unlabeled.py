@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from kd_keras.data.images import read_image
 from kd_keras.data.scan import refusal, scan
-from kd_keras.data.sources import IMAGE_EXTENSIONS
+from kd_keras.data.images import IMAGE_EXTENSIONS, image_extensions
 
 REST = "rest"
 UNLABELED = -1  # the label of a transfer image: one-hot zeros
@@ -108,7 +108,7 @@ def image_files(folder: str) -> list[str]:
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(x for x in dirs if not x.startswith("."))
         out += [os.path.join(root, f) for f in sorted(files)
-                if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+                if not f.startswith(".") and os.path.splitext(f)[1].lower() in image_extensions()]
     return out
 
 
