@@ -325,3 +325,48 @@ def test_the_pytorch_teacher_benchmark_refuses_a_runs_folder_without_step_one_in
                            str(tmp_path), "--results", str(tmp_path / "r")], capture_output=True, text=True)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "has no torch.json; run benchmarks/pytorch_teacher_export.py first" in proc.stderr
+
+
+def test_a_teacher_ending_in_a_sigmoid_is_read_through_its_logits_in_every_format(core, tmp_path):
+    """Its soft targets are its own scores before the sigmoid, not near-uniform ones (issue 46, fault 5)."""
+    from kd_keras.teachers.load import load_teacher
+
+    model, sample, test, _ = core
+    inputs = keras.Input((8, 8, 1))
+    sig = keras.Model(inputs, keras.layers.Activation("sigmoid")(model(inputs)))
+    sig.save(tmp_path / "sig.keras")
+    want = keras.ops.convert_to_numpy(model(test[0][:32]))
+    keras_teacher, notes, record = load_keras_teacher(tmp_path / "sig.keras", (8, 8, 1), sample=sample,
+                                                      class_names=NAMES)
+    assert record["inferred"]["output"] == "sigmoid" and any("outputs sigmoid scores" in n for n in notes)
+    few = load_teacher(tmp_path / "sig.keras", (8, 8, 1), sample=(sample[0][:3], sample[1][:3]), log=None)
+    onnx_teacher, notes, record = open_teacher(to_onnx(sig, tmp_path / "sig.onnx"), sample)
+    assert record["inferred"]["output"] == "sigmoid", notes
+    for teacher in (keras_teacher, few, onnx_teacher):
+        got = keras.ops.convert_to_numpy(teacher(test[0][:32]))
+        unsaturated = np.abs(want) < 12
+        np.testing.assert_allclose(got[unsaturated], want[unsaturated], atol=2e-3)
+    with pytest.raises(ValueError, match=r'outputs sigmoid scores .*teacher.adapter.output = \"sigmoid\"'):
+        open_teacher(tmp_path / "sig.onnx", sample, {"output": "logits"})  # a file's rows say otherwise
+
+
+def test_a_tie_in_the_value_range_probe_is_broken_by_a_printed_rule_not_silently(core, tmp_path):
+    """A teacher trained on x/255 that scores alike under raw pixels: its range is the one with sane logits."""
+    _, sample, _, _ = core
+    keras.utils.set_random_seed(0)
+    unit = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(16, 3, activation="relu"),
+                             keras.layers.Flatten(), keras.layers.Dense(10)])  # no preprocessing layer: takes [0, 1]
+    unit.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    unit.fit(sample[0] / 255.0, sample[1], epochs=30, batch_size=32, verbose=0)
+    unit.save(tmp_path / "unit.keras")
+    easy = (sample[0][:40], sample[1][:40])
+    logits = {r: keras.ops.convert_to_numpy(unit(easy[0] * VALUE_RANGES[r].get("scale", 1.0))) for r in
+              ("raw 0-255", "[0, 1]")}
+    x = easy[0][np.all([v.argmax(-1) == easy[1] for v in logits.values()], axis=0)]  # right under both
+    y = easy[1][np.all([v.argmax(-1) == easy[1] for v in logits.values()], axis=0)]
+    teacher, notes, record = load_keras_teacher(tmp_path / "unit.keras", (8, 8, 1), sample=(x, y), class_names=NAMES,
+                                                check_fit=False)
+    note = next(n for n in notes if n.startswith("value range"))
+    assert note.startswith("value range [0, 1] inferred"), note
+    assert "broken by the rule that the teacher's logits are least extreme" in note, note
+    assert record["inferred"]["scale"] == pytest.approx(1 / 255)

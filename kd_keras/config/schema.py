@@ -150,9 +150,10 @@ class AdapterConfig:
             `mean` and `std` (1.0: raw pixels).
         mean, std: per-channel (or one) values, after `scale`; empty: 0 and 1.
         channels: "auto", "rgb" or "bgr" (Caffe and OpenCV models).
-        output: "auto" (detected: a final softmax, or rows in [0, 1] that
-            sum to 1), "logits", or "probabilities" (a softmax ending; their
-            logs are used as logits, the same distribution).
+        output: "auto" (detected: a final softmax or sigmoid, or rows in
+            [0, 1]), "logits", "probabilities" (a softmax ending; their logs
+            are used as logits, the same distribution) or "sigmoid" (a sigmoid
+            per class; log(p / (1 - p)), the scores before it, are used).
         class_order: the teacher's classes in its output order, as the
             data's class names (`["ship", "truck", "frog"]`) or indices;
             empty: the data's order. A teacher whose outputs map one to one

@@ -131,17 +131,23 @@ def missing_object(text: str) -> str:
     return ""
 
 
-def final_softmax(model: keras.Model) -> bool:
-    """Whether a model ends in a softmax: a `Softmax` layer or a layer whose activation is softmax."""
+def final_activation(model: keras.Model) -> str:
+    """"softmax" or "sigmoid" when a model ends in one (a `Softmax` layer, or a last layer with that
+    activation), else ""."""
     last = model.layers[-1] if model.layers else None
     while isinstance(last, keras.Model) and last.layers:  # a nested model (Sequential inside Functional)
         last = last.layers[-1]
     if last is None:
-        return False
+        return ""
     if isinstance(last, keras.layers.Softmax):
-        return True
-    activation = getattr(last, "activation", None)
-    return getattr(activation, "__name__", "") == "softmax"
+        return "softmax"
+    activation = getattr(getattr(last, "activation", None), "__name__", "")
+    return activation if activation in ("softmax", "sigmoid") else ""
+
+
+def final_softmax(model: keras.Model) -> bool:
+    """Whether a model ends in a softmax: a `Softmax` layer or a layer whose activation is softmax."""
+    return final_activation(model) == "softmax"
 
 
 def own_preprocessing(model: keras.Model) -> str:
@@ -184,8 +190,9 @@ def check_student_file(model: keras.Model, path: str, num_classes: int, input_sh
     if len(model.outputs[0].shape) != 2 or width != num_classes:
         raise ValueError(f"student file {path!r} gives outputs of shape {tuple(model.outputs[0].shape[1:])} per "
                          f"image, but the data has {num_classes} classes; give it a final Dense({num_classes}).")
-    if final_softmax(model):
-        raise ValueError(f"student file {path!r} ends in a softmax; kd_keras trains logits: build its last layer "
+    ending = final_activation(model)
+    if ending:
+        raise ValueError(f"student file {path!r} ends in a {ending}; kd_keras trains logits: build its last layer "
                          f"without the activation (keras.applications: classifier_activation=None).")
     h, w, c = image_input(model, "student", path)
     want = tuple(input_shape)

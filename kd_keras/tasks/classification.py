@@ -43,9 +43,12 @@ class ClassificationTask(Task):
         self.binary = splits.num_classes == 2
         return splits
 
-    def sample_labelled(self, splits, n: int = 256):
+    def sample_labelled(self, splits, n: int = 0):
         """Up to `n` training `(images, int labels)`, in the split's order: a teacher file's value range is
-        inferred on them."""
+        inferred on the first 256, and a tie between ranges is tried again on all (default `n`: 1,024, or as
+        many as fit in 100 MB, at least 256)."""
+        if not n:
+            n = int(min(1024, max(256, 100e6 // (4 * int(np.prod(splits.input_shape))))))
         images, labels = [], []
         for x, y in splits.train.take(n).batch(64).as_numpy_iterator():
             images.append(np.asarray(x, np.float32))

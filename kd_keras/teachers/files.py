@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from kd_keras.config import AdapterConfig, find_file, from_dict, to_dict
 from kd_keras.models.runtimes import file_size, open_runtime
-from kd_keras.teachers.infer import (PROBE_IMAGES, RANGE_KEYS, declared, declared_range, infer_layout,
+from kd_keras.teachers.infer import (RANGE_KEYS, declared, declared_range, infer_layout,
                                      range_and_order, reorder)
 
 FORMAT_NAMES = {"onnx": "ONNX", "tflite": "TFLite", "saved_model": "SavedModel", "keras": "Keras"}
@@ -53,7 +53,7 @@ def check_adapter(adapter: AdapterConfig) -> None:
     """Refuses adapter values no file takes, naming the key (`teacher.adapter.*`)."""
     a, where = adapter, "teacher.adapter"
     choices = {"layout": ("auto", "nhwc", "nchw"), "channels": ("auto", "rgb", "bgr"),
-               "output": ("auto", "logits", "probabilities")}
+               "output": ("auto", "logits", "probabilities", "sigmoid")}
     for key, allowed in choices.items():
         if getattr(a, key) not in allowed:
             raise ValueError(f"{where}.{key} must be one of {', '.join(map(repr, allowed))}, got {getattr(a, key)!r}.")
@@ -173,6 +173,8 @@ class FileTeacher(keras.layers.Layer):
         y = np.asarray(y, np.float32).reshape(len(x), -1)
         if a.output == "probabilities":
             y = np.log(np.maximum(y, TINY))
+        elif a.output == "sigmoid":
+            y = sigmoid_logits(y)
         if a.class_order:
             y = reorder(y, a.class_order)
         return y.astype(np.float32)
@@ -196,6 +198,9 @@ class FileTeacher(keras.layers.Layer):
                 "sha256": self.sha256, "threads": self.threads}
 
 
+SIGMOID_NOTE = "outputs sigmoid scores ({why}): their logits, log(p / (1 - p)), are read by the KD losses"
+
+
 def adapt_images(x, a: AdapterConfig, channels: int | None = None):
     """Raw NHWC 0-255 images to what a teacher takes: resize, grey to RGB, channel order, scale, mean, std.
 
@@ -217,6 +222,19 @@ def adapt_images(x, a: AdapterConfig, channels: int | None = None):
     if a.std:
         x = x / tf.constant(a.std, tf.float32)
     return x
+
+
+def looks_like_sigmoid(rows) -> bool:
+    """Rows of scores in [0, 1] that do not sum to 1, whose largest is mostly above 0.5: a sigmoid per class."""
+    rows = np.asarray(rows, np.float64)
+    return (rows.ndim == 2 and rows.shape[1] > 1 and len(rows) > 0 and rows.min() >= 0 and rows.max() <= 1 + 1e-6
+            and not looks_like_probabilities(rows) and float(rows.max(-1).mean()) >= 0.5)
+
+
+def sigmoid_logits(p):
+    """log(p / (1 - p)): the scores before a sigmoid, which the KD losses read as logits."""
+    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return (np.log(p) - np.log1p(-p)).astype(np.float32)
 
 
 def looks_like_probabilities(rows) -> bool:
@@ -316,7 +334,7 @@ def open_file_teacher(path: str, input_shape, adapter=None, sample=None, class_n
     base = dict(layer.adapter)
     channels = (shape[0] if layout == "nchw" else shape[-1]) if len(shape) == 3 else dc
     fields, range_notes = range_and_order(
-        given, lambda f: layer.predict(sample[0][:PROBE_IMAGES], from_dict(AdapterConfig, {**base, **f}, "")),
+        given, lambda f, x: layer.predict(x, from_dict(AdapterConfig, {**base, **f}, "")),
         sample, class_names, classes, channels or dc, name, check_fit=check_fit)
     notes += range_notes
     if not declared_range(given):
@@ -325,14 +343,18 @@ def open_file_teacher(path: str, input_shape, adapter=None, sample=None, class_n
     rows = (layer.predict(sample[0][:64], from_dict(AdapterConfig, final, "")) if sample is not None
             else layer.run(layer.prepare(probe).numpy(), from_dict(AdapterConfig, final, "")))
     output = given["output"]
-    if output == "auto":  # rows in [0, 1] that sum to 1: a softmax ending
-        output = inferred["output"] = "probabilities" if looks_like_probabilities(rows) else "logits"
+    if output == "auto":  # rows in [0, 1] that sum to 1: a softmax ending; that do not: a sigmoid
+        output = inferred["output"] = ("probabilities" if looks_like_probabilities(rows) else
+                                       "sigmoid" if looks_like_sigmoid(rows) else "logits")
         if output == "probabilities":
             notes.append("outputs probabilities (its rows lie in [0, 1] and sum to 1, inferred): their log is read as "
                          "logits by the KD losses")
-    elif output == "logits" and looks_like_probabilities(rows):
-        raise ValueError(f"teacher {name} outputs probabilities (each row sums to 1), not logits; set "
-                         f"teacher.adapter.output = \"probabilities\" (or \"auto\").")
+        elif output == "sigmoid":
+            notes.append(SIGMOID_NOTE.format(why="its scores lie in [0, 1] and do not sum to 1, inferred"))
+    elif output == "logits" and (looks_like_probabilities(rows) or looks_like_sigmoid(rows)):
+        kind = "probabilities" if looks_like_probabilities(rows) else "sigmoid"
+        raise ValueError(f"teacher {name} outputs {'probabilities (each row sums to 1)' if kind == 'probabilities' else 'sigmoid scores (in [0, 1], rows not summing to 1)'}, "
+                         f"not logits; set teacher.adapter.output = \"{kind}\" (or \"auto\").")
     else:
         notes.append(f"outputs {output} (teacher.adapter.output, declared)")
     layer.set_adapter({**final, "output": output})

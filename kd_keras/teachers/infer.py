@@ -74,42 +74,48 @@ def too_few(n: int, classes: int) -> bool:
     return 2.0 * np.sqrt(chance * (1.0 - chance) / max(n, 1)) > 0.2
 
 
-def probe_ranges(forward, labels, classes: int, channels: int) -> dict:
-    """`{range name: predicted classes}` of the teacher under each candidate value range.
+def probe_ranges(forward, images, channels: int, names=None) -> dict:
+    """`{range name: logits}` of the teacher on `images` under each candidate value range.
 
     Args:
-        forward: `fn(range_fields) -> logits` of the sample images under
-            that range (the caller's adapter and runtime).
-        labels: the sample's int labels.
-        classes: the number of classes.
+        forward: `fn(range_fields, images) -> logits` (the caller's adapter
+            and runtime).
+        images: raw images of the sample.
         channels: the channels the teacher takes; three-channel statistics
             are skipped for a one-channel teacher.
+        names: the candidates to try (default: all of `VALUE_RANGES`).
     """
     out = {}
-    for name, fields in VALUE_RANGES.items():
+    for name in names or VALUE_RANGES:
+        fields = VALUE_RANGES[name]
         if channels != 3 and len(fields.get("mean", [])) == 3:
             continue
-        out[name] = np.asarray(forward({**NEUTRAL, **fields})).argmax(-1)
+        out[name] = np.asarray(forward({**NEUTRAL, **fields}, images))
     return out
 
 
-def best_range(predictions: dict, labels, classes: int, order_declared: bool) -> str:
-    """The candidate the teacher is most accurate under; ties go to the first listed.
+def top_ranges(logits: dict, labels, classes: int, order_declared: bool) -> list:
+    """The candidates the teacher is most accurate under (several when tied), in the listed order.
 
     Without a declared class order the accuracy is counted under the best
     one-to-one reading of the teacher's outputs, so that a teacher with its
     classes in another order still finds its value range (and is then refused
     with that order).
     """
-    names = list(predictions)
-
     def score(name):
-        pred = predictions[name]
+        pred = logits[name].argmax(-1)
         plain = float(np.mean(pred == labels))
-        matched = plain if order_declared else order_analysis(pred, labels, classes)[1]
-        return matched, plain, -names.index(name)
+        return (plain if order_declared else order_analysis(pred, labels, classes)[1]), plain
 
-    return max(names, key=score)
+    scores = {name: score(name) for name in logits}
+    best = max(scores.values())
+    return [name for name in logits if scores[name] == best]
+
+
+def median_margin(logits) -> float:
+    """The median gap between the largest and second-largest logit: how extreme a teacher's scores are."""
+    top = np.sort(np.asarray(logits, np.float64), axis=-1)[:, -2:]
+    return float(np.median(top[:, 1] - top[:, 0]))
 
 
 def order_analysis(pred, labels, classes: int) -> tuple[list, float]:
@@ -216,8 +222,9 @@ def range_and_order(adapter: dict, forward, sample, class_names, classes: int, c
 
     Args:
         adapter: the adapter as declared (`AdapterConfig` fields).
-        forward: `fn(range_fields) -> logits` of `sample`'s images.
-        sample: `(images, int labels)` of the training data, or None.
+        forward: `fn(range_fields, images) -> logits`.
+        sample: `(images, int labels)` of the training data, or None: the
+            first `PROBE_IMAGES` are probed, the rest break a tie.
         class_names: the data's class names (may be empty).
         classes: the data's number of classes (the teacher's outputs).
         channels: the channels the teacher takes.
@@ -255,20 +262,34 @@ def range_and_order(adapter: dict, forward, sample, class_names, classes: int, c
     images, labels = sample[0][:PROBE_IMAGES], np.asarray(sample[1][:PROBE_IMAGES]).astype(int)
     n = len(labels)
 
-    def under(f):
-        logits = np.asarray(forward(f))
-        return (reorder(logits, order) if order is not None else logits).argmax(-1)
+    def run(f, x):
+        logits = np.asarray(forward(f, x))
+        return reorder(logits, order) if order is not None else logits
 
     if rng:
-        pred, tried = under(rng), ""
+        pred, tried = run(rng, images).argmax(-1), ""
     else:
-        predictions = probe_ranges(lambda f: forward(f) if order is None else reorder(np.asarray(forward(f)), order),
-                                   labels, classes, channels)
-        best = best_range(predictions, labels, classes, order is not None)
-        rng, pred = {**NEUTRAL, **VALUE_RANGES[best]}, predictions[best]
-        tried = ", ".join(f"{k} {100 * np.mean(v == labels):.1f}%" for k, v in predictions.items())
-        notes.append(f"value range {best} inferred: the teacher is most accurate under it on {n} training images "
-                     f"({tried}); declare teacher.adapter.scale/mean/std to override")
+        logits = probe_ranges(run, images, channels)
+        tied = top_ranges(logits, labels, classes, order is not None)
+        tried = ", ".join(f"{k} {100 * np.mean(v.argmax(-1) == labels):.1f}%" for k, v in logits.items())
+        how = f"the teacher is most accurate under it on {n} training images ({tried})"
+        if len(tied) > 1 and len(sample[0]) > n:  # a tie: the tied candidates again, on every labelled image given
+            more, more_labels = sample[0], np.asarray(sample[1]).astype(int)
+            again = probe_ranges(run, more, channels, tied)
+            tied = top_ranges(again, more_labels, classes, order is not None)
+            how += (f"; tied, so tried again on {len(more_labels)} images ("
+                    + ", ".join(f"{k} {100 * np.mean(v.argmax(-1) == more_labels):.1f}%" for k, v in again.items())
+                    + ")")
+        if len(tied) > 1:  # still tied: the least extreme scores, which is how a network sees its own range
+            margins = {k: median_margin(logits[k]) for k in tied}
+            best = min(tied, key=lambda k: (margins[k], tied.index(k)))
+            how += (f"; a tie among {', '.join(tied)}, broken by the rule that the teacher's logits are least "
+                    f"extreme under its own range (median top-2 logit margin "
+                    + ", ".join(f"{k} {v:.3g}" for k, v in margins.items()) + ")")
+        else:
+            best = tied[0]
+        rng, pred = {**NEUTRAL, **VALUE_RANGES[best]}, logits[best].argmax(-1)
+        notes.append(f"value range {best} inferred: {how}; declare teacher.adapter.scale/mean/std to override")
     accuracy, chance = float(np.mean(pred == labels)), 1.0 / classes
     if check_fit and order is None:
         other = another_order(pred, labels, classes)

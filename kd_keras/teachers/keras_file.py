@@ -32,9 +32,10 @@ import keras
 import numpy as np
 
 from kd_keras.config import AdapterConfig, from_dict, to_dict
-from kd_keras.models.files import final_softmax, image_input, load_model_file, own_preprocessing
-from kd_keras.teachers.files import TINY, adapt_images, check_adapter, looks_like_probabilities
-from kd_keras.teachers.infer import NEUTRAL, PROBE_IMAGES, declared, declared_range, range_and_order
+from kd_keras.models.files import final_activation, image_input, load_model_file, own_preprocessing
+from kd_keras.teachers.files import (SIGMOID_NOTE, TINY, adapt_images, check_adapter, looks_like_probabilities,
+                                     looks_like_sigmoid)
+from kd_keras.teachers.infer import NEUTRAL, declared, declared_range, range_and_order
 
 @keras.saving.register_keras_serializable("kd_keras")
 class TeacherInputAdapter(keras.layers.Layer):
@@ -63,6 +64,15 @@ class LogProbabilities(keras.layers.Layer):
 
     def call(self, p):
         return keras.ops.log(keras.ops.maximum(keras.ops.cast(p, "float32"), TINY))
+
+
+@keras.saving.register_keras_serializable("kd_keras")
+class SigmoidLogits(keras.layers.Layer):
+    """log(p / (1 - p)) of a teacher's sigmoid scores: the scores before its sigmoid, for the KD losses."""
+
+    def call(self, p):
+        p = keras.ops.clip(keras.ops.cast(p, "float32"), 1e-7, 1 - 1e-7)
+        return keras.ops.log(p) - keras.ops.log1p(-p)
 
 
 @keras.saving.register_keras_serializable("kd_keras")
@@ -142,8 +152,7 @@ def load_keras_teacher(path, input_shape, adapter=None, sample=None, log=None, c
     own = own_preprocessing(user)
     fixed = (dict(NEUTRAL), f"raw 0-255 pixels: the teacher normalises them itself ({own})") if own else None
     name = repr(str(path))
-    forward = (lambda f: _predict(_wrap(user, {**fields, **f}, channels, input_shape, "logits"),
-                                  sample[0][:PROBE_IMAGES]))
+    forward = (lambda f, x: _predict(_wrap(user, {**fields, **f}, channels, input_shape, "logits"), x))
     settled, range_notes = range_and_order(given, forward, sample, class_names, classes, tc or dc, name, fixed,
                                            check_fit)
     notes += range_notes
@@ -151,13 +160,15 @@ def load_keras_teacher(path, input_shape, adapter=None, sample=None, log=None, c
     if not declared_range(given):
         inferred.update(settled)
     fields.update({k: v for k, v in settled.items() if v != NEUTRAL[k]})
+    ending = final_activation(user)
     if config.output == "auto":
-        if final_softmax(user):
-            output, why = "probabilities", "it ends in a softmax, inferred"
+        if ending:
+            output, why = ("probabilities" if ending == "softmax" else "sigmoid"), f"it ends in a {ending}, inferred"
         elif sample is not None and len(sample[0]):
             rows = _predict(_wrap(user, fields, channels, input_shape, "logits"), sample[0][:64])
-            output = "probabilities" if looks_like_probabilities(rows) else "logits"
-            why = "its rows lie in [0, 1] and sum to 1, inferred"
+            output = ("probabilities" if looks_like_probabilities(rows) else
+                      "sigmoid" if looks_like_sigmoid(rows) else "logits")
+            why = f"its rows lie in [0, 1] and {'sum' if output == 'probabilities' else 'do not sum'} to 1, inferred"
         else:
             output, why = "logits", ""
         inferred["output"] = output
@@ -165,6 +176,8 @@ def load_keras_teacher(path, input_shape, adapter=None, sample=None, log=None, c
         output, why = config.output, "teacher.adapter.output, declared"
     if output == "probabilities":
         notes.append(f"outputs probabilities ({why}): their log is read as logits by the KD losses")
+    elif output == "sigmoid":
+        notes.append(SIGMOID_NOTE.format(why=why))
     model = _wrap(user, fields, channels, input_shape, output, order)
     for note in notes:
         if log is not None:
@@ -174,13 +187,15 @@ def load_keras_teacher(path, input_shape, adapter=None, sample=None, log=None, c
 
 def _wrap(user, fields: dict, channels, input_shape, output: str, order=None):
     adapt = {k: v for k, v in fields.items() if k != "output"}
-    if not adapt and not channels and output != "probabilities" and not order:
+    if not adapt and not channels and output not in ("probabilities", "sigmoid") and not order:
         return user
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = TeacherInputAdapter(adapt, channels, name="teacher_input_adapter")(inputs) if adapt or channels else inputs
     y = user(x)
     if output == "probabilities":
         y = LogProbabilities(name="log_probabilities")(y)
+    elif output == "sigmoid":
+        y = SigmoidLogits(name="sigmoid_logits")(y)
     if order:
         y = ClassOrder(order, name="class_order")(y)
     model = keras.Model(inputs, y, name=f"{user.name}_adapted")
