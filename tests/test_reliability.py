@@ -108,3 +108,16 @@ def test_webp_and_tiff_images_in_a_class_folder_are_read_and_other_files_counted
     assert "left out 3 file(s) that are not images kd_keras reads" in proc.stdout
     assert "a/notes.txt" in proc.stdout
     assert snapshot(folder) == before
+
+
+def test_run_from_inside_the_data_folder_writes_beside_it_and_an_out_inside_it_is_refused(tmp_path):
+    folder = _images(tmp_path / "pets", {"cat": 12, "dog": 12})
+    before = snapshot(folder)
+    proc = recipe("--data", ".", "--set", "teacher.check_fit=false", cwd=folder)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "would be inside the data folder" in proc.stdout
+    assert snapshot(folder) == before  # nothing written into the data
+    assert (tmp_path / "runs" / "digits_smoke" / "results.json").exists()
+    proc = recipe("--data", ".", "--out", "mine", cwd=folder)
+    assert_one_line_error(proc, "--out 'mine' is inside the data folder '.'", "choose an --out outside it")
+    assert snapshot(folder) == before

@@ -107,7 +107,7 @@ def main(task_name: str, default_config: str, argv=None) -> int:
 
             predict(task, cfg, args.predict, args.out, args.model, args.overwrite)
             return 0
-        out = args.out or os.path.join("runs", cfg.name + ("_smoke" if args.smoke else ""))
+        out = out_dir(args.out, os.path.join("runs", cfg.name + ("_smoke" if args.smoke else "")), cfg.data.path)
         argv = sys.argv[1:] if argv is None else list(argv)
         command = shlex.join(["python", "-m", f"kd_keras.recipes.{task_name}", *argv])
         run(cfg, task, out, overwrite=args.overwrite, command=command, export=args.export is not None)
@@ -123,6 +123,27 @@ def main(task_name: str, default_config: str, argv=None) -> int:
               f"resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def out_dir(given: str | None, default: str, data_path: str) -> str:
+    """The output folder: `--out`, else `default`; never inside a data folder, whose sub-folders are read as classes.
+
+    Run from inside the data (`--data .`), the default goes beside the data folder instead, and says so.
+
+    Raises:
+        ValueError: an `--out` inside the data folder.
+    """
+    data = os.path.realpath(data_path) if data_path and os.path.isdir(data_path) else ""
+    out = given or default
+    inside = data and os.path.realpath(out).startswith(data.rstrip(os.sep) + os.sep)
+    if not inside:
+        return out
+    if given:
+        raise ValueError(f"--out {given!r} is inside the data folder {data_path!r}, whose sub-folders are read as "
+                         f"classes; choose an --out outside it.")
+    beside = os.path.join(os.path.dirname(data), default)
+    print(f"output: {beside} (the default {default} would be inside the data folder {data_path!r})")
+    return beside
 
 
 def flag_overrides(args, task_name: str, given: list, default_config: str) -> list:
