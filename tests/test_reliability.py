@@ -121,3 +121,44 @@ def test_run_from_inside_the_data_folder_writes_beside_it_and_an_out_inside_it_i
     proc = recipe("--data", ".", "--out", "mine", cwd=folder)
     assert_one_line_error(proc, "--out 'mine' is inside the data folder '.'", "choose an --out outside it")
     assert snapshot(folder) == before
+
+
+SUBCLASSED = '''
+import keras
+
+
+@keras.saving.register_keras_serializable("mine")
+class MyNet(keras.Model):
+    def __init__(self, classes=10, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+        self.conv = keras.layers.Conv2D(8, 3, padding="same", activation="relu")
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.head = keras.layers.Dense(classes)
+
+    def call(self, x):
+        return self.head(self.pool(self.conv(x / 255.0)))
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes}
+'''
+
+
+def test_a_subclassed_keras_teacher_or_student_with_custom_objects_runs_and_an_unbuilt_one_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "mynet.py").write_text(SUBCLASSED)
+    subprocess.run([sys.executable, "-c", "import numpy as np; from mynet import MyNet; m = MyNet(10); "
+                    "m(np.zeros((1, 8, 8, 1), 'float32')); m.save('mynet.keras'); MyNet(10).save('unbuilt.keras')"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    before = snapshot(tmp_path)
+    for flag in ("--teacher", "--student"):
+        proc = recipe(flag, "mynet.keras", "--custom-objects", "mynet.py", "--set", "teacher.check_fit=false",
+                      "--out", f"run{flag}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = recipe("--teacher", "unbuilt.keras", "--custom-objects", "mynet.py", "--out", "bad", cwd=tmp_path)
+    assert_one_line_error(proc, "holds a subclassed model (MyNet) saved before it was built")
+    assert not (tmp_path / "bad").exists()
+    after = snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if not k.startswith(("run", "__pycache__"))} == before

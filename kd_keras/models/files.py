@@ -100,10 +100,34 @@ def load_model_file(path, role: str = "teacher") -> keras.Model:
                          f"({keras.__version__}).") from None
     if not isinstance(model, keras.Model):
         raise ValueError(f"{role} file {path!r} holds a {type(model).__name__}, not a Keras model.")
+    model = as_functional(model, path, role)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ValueError(f"{role} file {path!r} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; a "
                          f"{role} takes one batch of images and gives one row of class scores per image.")
     return model
+
+
+def as_functional(model: keras.Model, path: str, role: str) -> keras.Model:
+    """A subclassed model (no symbolic inputs) wrapped in a functional one over its built input shape.
+
+    Raises:
+        ValueError: a subclassed model saved before it was built (no input shape recorded).
+    """
+    try:
+        model.inputs  # noqa: B018  (a subclassed model raises AttributeError here)
+        if model.inputs is not None:
+            return model
+    except AttributeError:
+        pass
+    shape = (model.get_build_config() or {}).get("input_shape") if model.built else None
+    if not shape or not isinstance(shape, (list, tuple)) or isinstance(shape[0], (list, tuple, dict)):
+        raise ValueError(f"{role} file {path!r} holds a subclassed model ({type(model).__name__}) saved before it "
+                         f"was built, so its input shape is unknown; call it on a batch of images before "
+                         f"model.save, or save a functional model.")
+    inputs = keras.Input(tuple(shape[1:]), name="image")
+    wrapped = keras.Model(inputs, model(inputs), name=model.name)
+    wrapped.trainable = model.trainable
+    return wrapped
 
 
 PACKAGES = {"keras_hub": "keras-hub", "keras_nlp": "keras-nlp", "keras_cv": "keras-cv"}
