@@ -162,3 +162,36 @@ def test_a_subclassed_keras_teacher_or_student_with_custom_objects_runs_and_an_u
     assert not (tmp_path / "bad").exists()
     after = snapshot(tmp_path)
     assert {k: v for k, v in after.items() if not k.startswith(("run", "__pycache__"))} == before
+
+
+def test_a_savedmodel_without_a_serving_signature_is_one_line_in_the_recipe_and_the_benchmark(tmp_path):
+    import subprocess
+    import sys
+
+    from test_cli_mistakes import run_module
+
+    subprocess.run([sys.executable, "-c", "import tensorflow as tf; m = tf.Module(); m.v = tf.Variable(1.0); "
+                    "tf.saved_model.save(m, 'bare')"], cwd=tmp_path, check=True, capture_output=True)
+    before = snapshot(tmp_path)
+    proc = recipe("--teacher", "bare", "--out", "run", cwd=tmp_path)
+    assert_one_line_error(proc, "SavedModel", "has no serving signature")
+    proc = run_module("kd_keras.benchmark", "bare", "--data", "digits", "--out", "bench", cwd=tmp_path)
+    assert_one_line_error(proc, "has no serving signature")
+    assert snapshot(tmp_path) == before and not (tmp_path / "run").exists() and not (tmp_path / "bench").exists()
+
+
+@pytest.mark.parametrize("teacher", ["keras", "onnx"])
+def test_an_adapter_mean_with_more_values_than_channels_is_one_line(tmp_path, teacher):
+    import keras
+
+    from kd_keras.export import converters
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(inputs)))
+    path = tmp_path / f"t.{teacher}"
+    model.save(path) if teacher == "keras" else converters.onnx(model, str(path))
+    before = snapshot(tmp_path)
+    proc = recipe("--teacher", path.name, "--set", "teacher.adapter.mean=[0.1, 0.2, 0.3, 0.4]", "--out", "run",
+                  cwd=tmp_path)
+    assert_one_line_error(proc, "teacher.adapter.mean", "[0.1, 0.2, 0.3, 0.4]")
+    assert snapshot(tmp_path) == before

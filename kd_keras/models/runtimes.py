@@ -108,7 +108,13 @@ class SavedModelRuntime(Runtime):
         except Exception as e:  # TF raises several types for a bad folder
             raise ValueError(f"cannot load SavedModel {path!r} ({type(e).__name__}: {_first_line(e)}).") from None
         self._keep = loaded
-        self._fn = loaded.signatures["serving_default"]
+        signatures = dict(getattr(loaded, "signatures", {}) or {})
+        if not signatures:
+            raise ValueError(f"SavedModel {path!r} has no serving signature, so there is nothing to call; export it "
+                             f"with model.export(path) (Keras) or tf.saved_model.save(module, path, "
+                             f"signatures=...).")
+        name = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+        self._fn = signatures[name]
         spec = list(self._fn.structured_input_signature[1].values())[0]
         out = list(self._fn.structured_outputs.values())[0]
         self._input_name = list(self._fn.structured_input_signature[1])[0]

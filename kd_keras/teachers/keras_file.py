@@ -138,6 +138,12 @@ def load_keras_teacher(path, input_shape, adapter=None, sample=None, log=None, c
         fix = "convert the images to greyscale" if tc == 1 else f"give it images of {tc} channels"
         raise ValueError(f"teacher {path!r} takes {tc}-channel images, but the data's images have {dc} "
                          f"channel{'s' if dc != 1 else ''}; {fix}, or use a teacher trained on such images.")
+    want = tc or dc
+    for key in ("mean", "std"):
+        values = getattr(config, key)
+        if values and len(values) not in (1, want):
+            raise ValueError(f"teacher.adapter.{key} has {len(values)} values, {list(values)!r}, but the teacher takes "
+                             f"{want}-channel images; give 1 value or {want}.")
     fields, notes, inferred = {}, [], {}
     size = list(config.size) or ([th, tw] if th and tw and (th, tw) != (dh, dw) else [])
     if size:
