@@ -195,3 +195,25 @@ def test_an_adapter_mean_with_more_values_than_channels_is_one_line(tmp_path, te
                   cwd=tmp_path)
     assert_one_line_error(proc, "teacher.adapter.mean", "[0.1, 0.2, 0.3, 0.4]")
     assert snapshot(tmp_path) == before
+
+
+def test_no_space_while_saving_is_one_line_with_the_resumable_exit_and_the_same_command_resumes(tmp_path):
+    """A file-size limit (`ulimit -f`) stands in for a full disk: the same error numbers, no root needed."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    argv = [sys.executable, "-m", "kd_keras.recipes.classification", "--config", "digits", "--smoke", "--out", "run"]
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, preexec_fn=limited,
+                          timeout=600)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 75 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("error: no space left writing run/") and "run the same command to resume" in lines[0]
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "run" / "results.json").exists()

@@ -2,12 +2,53 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import sys
 import tempfile
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_NO_SPACE = 75  # sysexits' EX_TEMPFAIL: a temporary failure; the same command resumes once space is freed
+NO_SPACE = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def ensure_space(path: str, nbytes: int) -> None:
+    """Raises OSError(ENOSPC) naming `path` when fewer than `nbytes` can be written there: the free space of its
+    disk, or a file-size limit (`ulimit -f`). Checked before a model is saved: HDF5 (h5py) that runs out of space
+    mid-file leaves handles that crash the interpreter at exit."""
+    import resource
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.statvfs(folder)
+        free = st.f_bavail * st.f_frsize
+    except OSError:
+        free = None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    cap = min(x for x in (free, None if soft == resource.RLIM_INFINITY else soft) if x is not None) \
+        if free is not None or soft != resource.RLIM_INFINITY else None
+    if cap is not None and cap < nbytes:
+        raise OSError(errno.ENOSPC, f"No space left for {nbytes:,} bytes ({cap:,} available)", path)
+
+
+def model_bytes(model) -> int:
+    """What a model's saved file needs, about: its weights plus room for the config and the archive."""
+    return int(sum(int(getattr(w, "size", 0) or 0) * 4 for w in model.weights) * 1.1) + (1 << 20)
+
+
+def no_space(e: BaseException) -> str:
+    """The file a write failed on for lack of space (a full disk, a quota, a file-size limit), else ""."""
+    if not isinstance(e, OSError):
+        return ""
+    text = str(e)
+    code = e.errno if e.errno is not None else next(
+        (int(m) for m in re.findall(r"errno = (\d+)", text)), None)  # h5py puts the errno in its message
+    if code not in NO_SPACE and "No space left" not in text:
+        return ""
+    name = e.filename or next(iter(re.findall(r"filename = '([^']+)'", text)), "")
+    return name or "a file"
 
 
 def report_user_errors(fn, *args, interrupted: str = "nothing was written", **kwargs) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kd_keras.cli.args import command_parser, parse
 from kd_keras.version import __version__
-from kd_keras.cli.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR
+from kd_keras.cli.errors import EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_USER_ERROR, no_space
 from kd_keras.config import catalog, load_config, quote
 from kd_keras.export.converters import QUANTIZE
 from kd_keras.training.callbacks import TrainingDiverged
@@ -117,6 +117,15 @@ def main(task_name: str, default_config: str, argv=None) -> int:
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_DIVERGED
+    except OSError as e:
+        written = no_space(e)
+        if not written:
+            raise
+        where = f" in {out}" if "out" in locals() else ""
+        print(f"error: no space left writing {written} (the disk, a quota or a file-size limit is full); finished "
+              f"models and the last finished epoch are kept{where}: free space and run the same command to resume.",
+              file=sys.stderr)
+        return EXIT_NO_SPACE
     except KeyboardInterrupt:
         where = f" in {out}" if "out" in locals() else ""
         print(f"interrupted: finished models and the last finished epoch are kept{where}; run the same command to "

@@ -29,6 +29,7 @@ from kd_keras.models.registry import shipped_weights
 from kd_keras.training.batchnorm_lag import batchnorm_lag_epochs, batchnorm_momentum
 from kd_keras.training.precise_bn import PreciseBatchNorm
 from kd_keras.training.precision import as_float32
+from kd_keras.cli.errors import ensure_space, model_bytes
 from kd_keras.cli.lock import OutputLock, check_out_dir
 from kd_keras.data.unlabeled import entries as unlabeled_entries
 from kd_keras.recipes.preflight import preflight
@@ -44,6 +45,7 @@ from kd_keras.recipes.validate import check_models, check_split_sizes, check_tea
 def save_model(model: keras.Model, path: str) -> int:
     """Saves atomically (no half-written file on failure); returns the size in bytes."""
     tmp = path[: -len(".keras")] + ".partial.keras"
+    ensure_space(tmp, model_bytes(model))  # before HDF5 starts a file it could not finish
     model.save(tmp)
     os.replace(tmp, path)
     return os.path.getsize(path)

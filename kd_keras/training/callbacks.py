@@ -8,6 +8,8 @@ import os
 
 import keras
 
+from kd_keras.cli.errors import ensure_space, model_bytes
+
 
 class TrainingDiverged(RuntimeError):
     """Raised by a recipe when the loss became NaN or infinite."""
@@ -77,6 +79,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
         tmp = self._weights_path[: -len(".weights.h5")] + ".partial.weights.h5"
+        ensure_space(tmp, model_bytes(self.model))  # before HDF5 starts a file it could not finish
         self.model.save_weights(tmp, overwrite=True)
         os.replace(tmp, self._weights_path)
         tmp = self._training_metadata_path + ".partial"
