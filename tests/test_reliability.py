@@ -13,9 +13,10 @@ from test_user_mistakes import recipe
 
 @pytest.fixture(scope="module")
 def earlier_run(tmp_path_factory):
-    """A finished `--smoke` digits run, whose files a refused `--overwrite` must leave as they are."""
+    """A finished `--smoke` digits run at 16 px (the export's default digits data is 8 px), whose files a refused
+    `--overwrite` must leave as they are."""
     root = tmp_path_factory.mktemp("earlier")
-    proc = recipe("--out", "run", cwd=root)
+    proc = recipe("--out", "run", "--set", "data.image_size=16", cwd=root)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return root
 
@@ -217,3 +218,36 @@ def test_no_space_while_saving_is_one_line_with_the_resumable_exit_and_the_same_
     proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "run" / "results.json").exists()
+
+
+def test_a_model_in_a_run_folder_is_exported_and_calibrated_on_its_own_runs_data(earlier_run):
+    """The run's model takes 16x16 digits; the export's default data (8x8 digits) would not fit it: the run's own
+    recorded data is used, and int8 needs no --calibration."""
+    from test_cli_mistakes import run_module
+
+    run = earlier_run / "run"
+    before = snapshot(run)
+    for fmt, extra, out in (("onnx", (), "kd.onnx"), ("tflite", ("--quantize", "int8"), "kd8.tflite")):
+        proc = run_module("kd_keras.export", str(run / "kd.keras"), "--format", fmt, *extra, "--out", out,
+                          cwd=earlier_run)
+        if fmt == "tflite" and proc.returncode:  # a one-epoch model may miss int8 parity: calibrated all the same
+            assert_one_line_error(proc, "parity check failed for tflite int8", "of sklearn load_digits")
+            continue
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert (earlier_run / out).stat().st_size > 0 and "parity on" in proc.stdout
+        assert "data: sklearn load_digits" in proc.stdout, proc.stdout
+    assert snapshot(run) == before
+
+
+def test_a_model_of_another_data_in_a_run_folder_names_the_runs_data(tmp_path):
+    """A run folder of the default recipe (28x28) moved: the recorded config is found, not the digits spec."""
+    import json
+
+    from kd_keras.config.dataspec import run_config
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps({"config": {"name": "fashion", "data": {"source": "fashion_mnist_small"}}}))
+    cfg = run_config(str(folder / "kd.keras"))
+    assert cfg is not None and cfg.data.source == "fashion_mnist_small" and cfg.name == "fashion"
+    assert run_config(str(tmp_path / "elsewhere.keras")) is None

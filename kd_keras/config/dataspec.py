@@ -16,6 +16,8 @@ classifier and HR image sets for a super-resolution network.
 
 from __future__ import annotations
 
+import os
+
 from kd_keras.config import load_config, quote
 
 EXAMPLES = "recipes/NAME.toml, digits, npz:FILE, shapes, bsds:DIR, skimage or folder:DIR"
@@ -65,3 +67,27 @@ def load(spec: str, task, scale: int | None = None, overrides=()):
     """Parses a DATASPEC and loads its splits; returns `(cfg, splits)`."""
     cfg = parse(spec, task, scale, overrides)
     return cfg, task.load(cfg.data, cfg.train.seed)
+
+
+def run_config(model_path: str):
+    """The recipe `Config` of the run whose folder holds `model_path` (its `results.json`, or the progress record
+    of an unfinished run), else None: a model is exported and checked on its own run's data."""
+    import json
+
+    from kd_keras.config.fields import from_dict
+    from kd_keras.config.schema import Config
+
+    folder = os.path.dirname(os.path.abspath(model_path))
+    for name in ("results.json", os.path.join(".progress", "config.json")):
+        path = os.path.join(folder, name)
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError):
+            continue
+        saved = saved.get("config", saved) if isinstance(saved, dict) else None
+        try:
+            return from_dict(Config, saved)
+        except (ValueError, TypeError):
+            continue
+    return None

@@ -106,7 +106,10 @@ def export_model(model, fmt: str, out: str, quantize: str = "none", calibration:
             fit the model, a failed conversion (`ConversionError`) or a
             parity check below its threshold.
     """
-    check_request(fmt, quantize, calibration or (data and "recipe data"), out, overwrite, io_type)
+    model_path = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+    own = dataspec.run_config(model_path) if model_path and data is None and not calibration else None
+    check_request(fmt, quantize, calibration or (data and "recipe data") or (own and "its run's data"), out, overwrite,
+                  io_type)
     if fmt == "tftrt":
         converters.require_tensorrt()  # before any work
     reference = KerasRuntime(model, threads)
@@ -119,6 +122,9 @@ def export_model(model, fmt: str, out: str, quantize: str = "none", calibration:
     task = TASKS[task_name]()
     scale = sr_scale(reference) if task_name == "super_resolution" else None
     spec = calibration or DEFAULT_DATA[task_name]
+    if own is not None and own.task == task_name:  # a model in a run folder: its own run's data
+        spec = f"the data of its run ({own.name}, recorded in {os.path.dirname(model_path) or '.'})"
+        data = (own, task.load(own.data, own.train.seed))
     cfg, splits = data if data is not None else dataspec.load(spec, task, scale, data_overrides)
     test = task.samples(splits, cfg.data, "test", parity_samples, cfg.train.seed)
     _check_fits(reference, test, spec)
