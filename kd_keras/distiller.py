@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
@@ -206,6 +207,19 @@ class Distiller(keras.distillation.Distiller):
         features = self._teacher_fn(x)
         return {k: features[k] for k in self.teacher_layers}
 
+    def _one_hot_if_needed(self, y, what: str):
+        """Integer class ids as one-hot rows when the compiled loss takes one-hot rows (a categorical
+        cross-entropy), as `fit(..., augment=...)` does; anything else as it is."""
+        loss = getattr(self, "loss", None)
+        categorical = isinstance(loss, keras.losses.CategoricalCrossentropy) or (
+            type(loss).__name__ in ("LabelledCrossentropy",)) or loss in ("categorical_crossentropy",)
+        if not categorical or not isinstance(y, np.ndarray) or y.ndim != 1:
+            return y
+        from kd_keras.teachers.fit_data import int_labels
+
+        k = int(self.student.outputs[0].shape[-1])
+        return np.eye(k, dtype="float32")[int_labels(y, k, what)]
+
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """Compiles like `keras.Model.compile`; `loss` is the hard-label loss."""
         if loss is None:
@@ -247,6 +261,10 @@ class Distiller(keras.distillation.Distiller):
             ...               teacher_cache="views", validation_data=(x_val, y_val))
         """
         if augment is None and teacher_cache is None:
+            y = self._one_hot_if_needed(y, "y")
+            if isinstance(validation_data, tuple) and len(validation_data) >= 2:
+                validation_data = (validation_data[0], self._one_hot_if_needed(validation_data[1], "validation y"),
+                                   *validation_data[2:])
             return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, **kwargs)
         from kd_keras.teachers.fit_data import training_batches, validation_batches
 

@@ -251,3 +251,91 @@ def test_a_model_of_another_data_in_a_run_folder_names_the_runs_data(tmp_path):
     cfg = run_config(str(folder / "kd.keras"))
     assert cfg is not None and cfg.data.source == "fashion_mnist_small" and cfg.name == "fashion"
     assert run_config(str(tmp_path / "elsewhere.keras")) is None
+
+
+# ------------------------------------------------------------------ the weak cases: one clear line each
+def test_h5_teachers_empty_flags_and_wrongly_nested_folders_are_one_clear_line(tmp_path):
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
+    model.save(tmp_path / "t.h5")
+    model.save_weights(tmp_path / "t.weights.h5")
+    _images(tmp_path / "deep" / "images", {"cat": 4, "dog": 4})
+    _images(tmp_path / "lone" / "test", {"cat": 4, "dog": 4})
+    before = snapshot(tmp_path)
+    cases = [(("--teacher", "t.h5"), "is a legacy HDF5 model", "keras.models.load_model('t.h5').save"),
+             (("--teacher", "t.weights.h5"), "is a weights-only file", "model.load_weights('t.weights.h5')"),
+             (("--teacher", ""), "--teacher is empty", "leave --teacher out"),
+             (("--student", " "), "--student is empty", ""),
+             (("--data", ""), "--data is empty", ""),
+             (("--data", "deep"), "has one sub-folder, 'images', which holds the class folders (cat, dog)",
+              "pass --data deep/images"),
+             (("--data", "lone"), "has only a test/ folder", "give it a train/ folder")]
+    for argv, *fragments in cases:
+        proc = recipe(*argv, "--out", "run", cwd=tmp_path)
+        assert_one_line_error(proc, *[f for f in fragments if f])
+    assert snapshot(tmp_path) == before and not (tmp_path / "runs").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_val_folder_beside_train_and_test_is_the_validation_split(tmp_path):
+    for split, n in (("train", 6), ("val", 3), ("test", 2)):
+        _images(tmp_path / "data" / split, {"cat": n, "dog": n})
+    proc = recipe("--data", "data", "--set", "teacher.check_fit=false", "--out", "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "data: folder data: 12 train / 6 val / 4 test" in proc.stdout, proc.stdout
+    assert "validation images from data/val (6), not a share of train/" in proc.stdout
+
+
+def test_a_refused_run_leaves_no_empty_runs_folder_and_a_non_utf8_recipe_is_named(tmp_path):
+    proc = recipe("--set", "data.augment.crop_padding=40", "--set", "data.augment.translate=0.0", cwd=tmp_path)
+    assert_one_line_error(proc, "crop_padding = 40")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "r.toml").write_bytes("name = \"caf\xe9\"\n".encode("latin-1"))
+    from test_cli_mistakes import run_module
+
+    proc = run_module("kd_keras.recipes.classification", "--config", "r.toml", cwd=tmp_path)
+    assert_one_line_error(proc, "config file", "r.toml", "is not UTF-8 text")
+
+
+def test_library_fit_takes_integer_labels_with_a_categorical_loss_and_refuses_unit_range_images():
+    import keras
+    import numpy as np
+
+    from kd_keras import Distiller
+    from kd_keras.models import create_model
+
+    student = create_model("small_cnn", 3, (8, 8, 1), widths=(4,))
+    d = Distiller(student=student)
+    d.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    x = np.random.default_rng(0).uniform(0, 255, (12, 8, 8, 1)).astype("float32")
+    y = np.arange(12) % 3
+    history = d.fit(x, y, epochs=1, verbose=0, validation_data=(x, y))
+    assert np.isfinite(history.history["loss"][0]) and "val_accuracy" in history.history
+    teacher = create_model("small_cnn", 3, (8, 8, 1), widths=(4,))
+    kd = Distiller(teacher, create_model("small_cnn", 3, (8, 8, 1), widths=(4,)), "kd")
+    kd.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True))
+    with pytest.raises(ValueError, match=r"x holds floats in \[0, 1\].*pass x \* 255"):
+        kd.fit(x / 255.0, y, epochs=1, augment={"flip": True}, verbose=0)
+
+
+def test_onehot_labels_in_an_npz_are_read_as_class_ids(tmp_path):
+    import numpy as np
+
+    from kd_keras.data.sources import _as_labels
+
+    y = np.eye(3, dtype="uint8")[[0, 2, 1, 2]]
+    assert _as_labels(y, 4, "y_train").tolist() == [0, 2, 1, 2]
+    with pytest.raises(ValueError, match="not one-hot; give integer class ids"):
+        _as_labels(np.full((4, 3), 0.5), 4, "y_train")
+
+
+def test_a_student_larger_than_its_teacher_is_noted_in_the_report():
+    from kd_keras.benchmark.report import model_notes
+
+    rows = [{"name": "teacher", "role": "teacher", "arch": "t", "params": 1_000, "accuracy": 0.9},
+            {"name": "baseline", "role": "baseline", "arch": "big", "params": 3_700_000, "accuracy": 0.8,
+             "gap_recovered": None},
+            {"name": "kd", "role": "kd", "arch": "big", "params": 3_700_000, "accuracy": 0.85, "gap_recovered": 0.5}]
+    notes = model_notes(rows, "accuracy", lambda d: f"{100 * d:+.2f} pt")
+    assert any("the student big (3,700,000 parameters) is 3700.0x larger than its teacher" in n for n in notes), notes

@@ -172,6 +172,13 @@ def model_notes(rows: list[dict], metric: str, format_delta) -> list[str]:
     """
     bases = {r.get("pair", 1): r for r in rows if r["role"] == "baseline"}  # each KD student's own pair
     lines = []
+    teacher = next((r for r in rows if r["role"] == "teacher"), None)
+    larger = sorted({r["arch"]: r for r in rows if r["role"] in ("baseline", "kd") and teacher and teacher.get("params")
+                     and (r.get("params") or 0) > teacher["params"]}.values(), key=lambda r: r["name"])
+    for r in larger:
+        lines.append(f"- note: the student {r['arch']} ({r['params']:,} parameters) is {r['params'] / teacher['params']:.1f}x "
+                     f"larger than its teacher ({teacher['params']:,}): distillation here compresses nothing; a "
+                     f"student smaller than the teacher is the usual aim.")
     for r in rows:
         kd = r.get("kd") or {}
         base = bases.get(r.get("pair", 1)) or next(iter(bases.values()))

@@ -114,7 +114,10 @@ def load_config(path: str | os.PathLike | None, overrides=(), smoke: bool = Fals
             raise FileNotFoundError(f"config file {os.fspath(path)!r} does not exist; give a TOML file's path or a "
                                     f"shipped recipe's name (python -m kd_keras.recipes.<task> --list).")
         try:
-            data = tomllib.loads(p.read_text())
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"config file {os.fspath(p)!r} is not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                             f"save it as UTF-8, as TOML requires.") from None
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"config file {os.fspath(p)!r} is not valid TOML: {e}.") from None
         if not data:

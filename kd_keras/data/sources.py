@@ -194,7 +194,13 @@ def _as_images(x, where: str):
 
 
 def _as_labels(y, n: int, where: str):
-    y = np.asarray(y).reshape(-1)
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape == (n, y.shape[1]) and y.shape[1] > 1:
+        if np.isin(y, (0, 1)).all() and (y.sum(-1) == 1).all():  # one-hot rows: their class ids
+            return y.argmax(-1).astype("int32")
+        raise ValueError(f"{where} has shape {y.shape}: one row of {y.shape[1]} values per image, but not one-hot; "
+                         f"give integer class ids 0..K-1, one per image.")
+    y = y.reshape(-1)
     if y.shape[0] != n:
         raise ValueError(f"{where} has {y.shape[0]} labels for {n} images.")
     if not np.issubdtype(y.dtype, np.integer):
@@ -328,6 +334,15 @@ def _check_class_folders(root: Path, classes, files, labels, path: str) -> None:
                  f"no images ({', '.join(IMAGE_EXTENSIONS)})")
         raise ValueError(f"image folder {path!r} has {found}; it needs {FOLDER_LAYOUT}.")
     if len(classes) < 2:
+        only = root / classes[0]
+        inner = sorted(p.name for p in only.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if classes[0].lower() in ("test", "val", "valid", "validation"):
+            raise ValueError(f"image folder {path!r} has only a {classes[0]}/ folder; give it a train/ folder beside "
+                             f"it ({path}/train/<class>/...), or pass the class folders themselves: {FOLDER_LAYOUT}.")
+        if len(inner) >= 2:
+            raise ValueError(f"image folder {path!r} has one sub-folder, {classes[0]!r}, which holds the class "
+                             f"folders ({', '.join(inner[:5])}{', ...' if len(inner) > 5 else ''}): pass --data "
+                             f"{os.path.join(path, classes[0])}.")
         raise ValueError(f"image folder {path!r} has one class, {classes[0]!r}; a classifier needs at least two: "
                          f"{FOLDER_LAYOUT}.")
     empty = [c for i, c in enumerate(classes) if i not in set(labels)]
@@ -376,6 +391,16 @@ def _folder(path: str, image_size, val_fraction, seed, limit, skip_bad=False, ma
     if limit:
         keep, keep_te = balanced_indices(labels, limit), balanced_indices(test_labels, limit)
         files, labels, test_files, test_labels = files[keep], labels[keep], test_files[keep_te], test_labels[keep_te]
+    is_val = np.zeros(len(files), bool)
+    if has_splits and (root / "val").is_dir():  # a validation split on disk: used as it is, not data.val_fraction
+        val_classes, val_files, val_labels = _list_classes(root / "val", left_out)
+        if val_classes != classes:
+            raise ValueError(f"{path}/val has classes {val_classes}, but {path}/train has {classes}.")
+        keep = balanced_indices(val_labels, limit) if limit else np.arange(len(val_files))
+        files = np.concatenate([files, np.array(val_files)[keep]]) if len(keep) else files
+        labels = np.concatenate([labels, np.array(val_labels, "int32")[keep]]) if len(keep) else labels
+        is_val = np.concatenate([is_val, np.ones(len(keep), bool)])
+        log(f"   validation images from {path}/val ({len(keep)}), not a share of train/")
     if left_out:
         log(f"   left out {len(left_out):,} file(s) that are not images kd_keras reads (hidden, or not an image "
             f"format): {', '.join(left_out[:3])}{', ...' if len(left_out) > 3 else ''}")
@@ -387,15 +412,18 @@ def _folder(path: str, image_size, val_fraction, seed, limit, skip_bad=False, ma
         bad = {p for p, _ in found.bad}
         keep, keep_test = ~np.isin(files, list(bad)), ~np.isin(test_files, list(bad))
         skipped = int((~keep).sum() + (~keep_test).sum())
-        files, labels = files[keep], labels[keep]
+        files, labels, is_val = files[keep], labels[keep], is_val[keep]
         test_files, test_labels = test_files[keep_test], test_labels[keep_test]
         log(f"   --skip-bad-images: left out {skipped:,} bad image file(s), e.g. "
             f"{', '.join(os.path.basename(p) for p, _ in found.bad[:3])}")
-        emptied = [c for i, c in enumerate(classes) if i not in set(labels.tolist())]
+        emptied = [c for i, c in enumerate(classes) if i not in set(labels[~is_val].tolist())]
         if emptied:
             raise ValueError(f"image folder {path!r}: without its bad files, class {emptied[0]!r} has no usable "
                              f"training image; add images to it or remove the folder.")
-    tr, va = _split_val(len(files), val_fraction, seed)
+    if is_val.any():
+        tr, va = np.random.default_rng(seed).permutation(np.flatnonzero(~is_val)), np.flatnonzero(is_val)
+    else:
+        tr, va = _split_val(len(files), val_fraction, seed)
     channels = found.channels
     notes = found.notes(image_size or 0)
     image_size = image_size or found.side

@@ -159,6 +159,12 @@ def flag_overrides(args, task_name: str, given: list, default_config: str) -> li
     """The `--set` assignments that `--data`, `--teacher`, `--student`, `--pairs`, `--custom-objects` and
     `--export MODES` stand for; an explicit `--set` of the same key comes after them and wins."""
     out = []
+    for flag in ("data", "teacher", "student"):
+        value = getattr(args, flag, None)
+        if value is not None and not value.strip():  # `--data "$DIR"` with DIR unset
+            raise ValueError(f"--{flag} is empty (an unset shell variable?); give a "
+                             f"{'folder, .npz file or dataset name' if flag == 'data' else 'model name or file'}, "
+                             f"or leave --{flag} out.")
     if args.data:
         keys = {o.split("=", 1)[0].strip() for o in given}
         if task_name == "classification" and "data.source" not in keys:

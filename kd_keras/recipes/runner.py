@@ -62,6 +62,11 @@ class Runner:
         self.manifest = check_out_dir(out_dir, overwrite, run_inputs(cfg), resumable)
         self.overwrite = overwrite
         self.created_out_dir = not os.path.exists(out_dir)
+        self.created_parents = []  # the folders above out_dir that this run makes (runs/ of runs/<name>)
+        parent = os.path.dirname(os.path.abspath(out_dir))
+        while parent and not os.path.exists(parent):
+            self.created_parents.append(parent)
+            parent = os.path.dirname(parent)
         self.plans = validate(cfg, task, out_dir)
         check_teacher_weights(cfg)
         self.strategy = make_strategy(cfg.train.strategy)  # before any TensorFlow op: multi-worker needs it first
@@ -230,6 +235,9 @@ class Runner:
             if why:
                 raise ValueError(f"the teacher loaded from {source} {why}; check teacher.weights and the data, or "
                                  f"set teacher.check_fit=false to use it anyway.")
+            unjudged = getattr(self.task, "chance_unjudged", None)
+            if tc.check_fit and unjudged is not None and unjudged(self.splits):
+                self.log(f"   teacher: its fit to the data is not fully checked: {unjudged(self.splits)}")
             return model, None, f"loaded from {source}"
         model.trainable = True  # a loaded model file may have been saved frozen
         seconds, _ = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
@@ -303,6 +311,11 @@ class Runner:
                     os.rmdir(root)
                 except OSError:
                     pass
+            for parent in self.created_parents:  # innermost first; one another process filled stays
+                try:
+                    os.rmdir(parent)
+                except OSError:
+                    break
 
     def _run(self) -> dict:
         cfg = self.cfg

@@ -65,6 +65,12 @@ def validate(cfg: Config, task=None, out_dir: str = "runs") -> list:
             continue
         if m.model not in known:
             what = f"{task.name} models" if task is not None else "models"
+            if str(m.model).lower().endswith((".h5", ".hdf5")):
+                weights = str(m.model).lower().endswith(".weights.h5")
+                how = (f"build the model, model.load_weights({m.model!r}), model.save(\"{role}.keras\")" if weights
+                       else f"keras.models.load_model({m.model!r}).save(\"{role}.keras\")")
+                raise ValueError(f"{role} {m.model!r} is {'a weights-only file' if weights else 'a legacy HDF5 model'}; "
+                                 f"kd_keras reads whole models saved as .keras: {how}, and pass that file.")
             files = " or a .keras, .onnx or .tflite teacher file" if role == "teacher" else " or a .keras model file"
             raise ValueError(f"unknown {role} model {m.model!r}; pass a registered {what[:-1]} ({', '.join(known)})"
                              f"{files}.")

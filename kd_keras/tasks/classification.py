@@ -183,6 +183,16 @@ class ClassificationTask(Task):
                 f"(images {tuple(splits.input_shape)})")
 
     @staticmethod
+    def chance_unjudged(splits) -> str:
+        """Why the validation split cannot tell a weak teacher from chance ("" when it can)."""
+        if not splits.num_val:
+            return "there are no validation images"
+        if chance_bar(splits.num_val, splits.num_classes) > 0.5:
+            return (f"{splits.num_val} validation images cannot tell a weak teacher from chance "
+                    f"({splits.num_classes} classes); only a teacher below chance is refused")
+        return ""
+
+    @staticmethod
     def _predict(model, dataset) -> tuple[np.ndarray, np.ndarray]:
         """`(int labels, logits)` of `model` (a Keras model in inference mode, or a runtime) on a batched dataset."""
         if isinstance(model, keras.Model):

@@ -74,6 +74,9 @@ def images(x, what: str = "x") -> np.ndarray:
         x = x[..., None]
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
         raise ValueError(f"{what} must be raw images of shape (n, height, width, 1 or 3), got {x.shape}.")
+    if x.dtype.kind == "f" and x.size and 0.0 < float(np.nanmax(x)) <= 1.0 and float(np.nanmin(x)) >= 0.0:
+        raise ValueError(f"{what} holds floats in [0, 1] (max {float(np.nanmax(x)):g}), but kd_keras' models take raw "
+                         f"0-255 pixels and scale them themselves; pass {what} * 255 (or the uint8 images).")
     return x.astype(np.float32)
 
 
