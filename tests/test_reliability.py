@@ -339,3 +339,43 @@ def test_a_student_larger_than_its_teacher_is_noted_in_the_report():
             {"name": "kd", "role": "kd", "arch": "big", "params": 3_700_000, "accuracy": 0.85, "gap_recovered": 0.5}]
     notes = model_notes(rows, "accuracy", lambda d: f"{100 * d:+.2f} pt")
     assert any("the student big (3,700,000 parameters) is 3700.0x larger than its teacher" in n for n in notes), notes
+
+
+def test_an_onnx_teachers_export_step_converts_only_the_students(tmp_path):
+    import keras
+
+    from kd_keras.export import converters
+
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
+    converters.onnx(model, str(tmp_path / "t.onnx"))
+    proc = recipe("--teacher", "t.onnx", "--set", "teacher.check_fit=false", "--export", "int8", "--out", "run",
+                  cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "export failed" not in proc.stdout and "loc(" not in proc.stdout + proc.stderr
+    assert "the teacher is already a onnx file (t.onnx)" in proc.stdout
+    assert (tmp_path / "run" / "kd.int8.tflite").exists() and not (tmp_path / "run" / "teacher.fp32.tflite").exists()
+
+
+def test_an_unprepared_tfds_dataset_offline_is_refused_at_once(tmp_path, monkeypatch):
+    import time
+
+    from kd_keras.data import sources
+
+    if sources.missing_tfds():
+        pytest.skip("tensorflow-datasets is not installed")
+    monkeypatch.setattr(sources, "_online", lambda timeout=3.0: False)  # offline, whatever this machine is
+    start = time.time()
+    with pytest.raises(ValueError, match="tfds dataset 'cifar10' is not prepared in .* cannot reach the internet"):
+        sources._tfds("cifar10", str(tmp_path), None, 0.1, 0)
+    assert time.time() - start < 60 and list(tmp_path.rglob("*.tfrecord*")) == []
+
+
+def test_a_huge_image_is_one_line_without_pillows_warning(tmp_path):
+    from PIL import Image
+
+    _images(tmp_path / "d", {"a": 4, "b": 4})
+    Image.new("L", (10000, 10000)).save(tmp_path / "d" / "a" / "big.png")
+    proc = recipe("--data", "d", "--out", "run", cwd=tmp_path)
+    assert_one_line_error(proc, "big.png (too large, 10000x10000 = 100 MP over data.max_image_pixels)")
+    assert "DecompressionBomb" not in proc.stderr + proc.stdout

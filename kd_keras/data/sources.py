@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -364,9 +365,11 @@ def first_image_side(path: str) -> int | None:
     sides = collections.Counter()
     for f in files:
         try:
-            with Image.open(f) as im:
-                sides[int(max(im.size))] += 1
-        except (OSError, ValueError, SyntaxError):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the scan refuses it, in one line
+                with Image.open(f) as im:
+                    sides[int(max(im.size))] += 1
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             continue  # the scan names it
     return max(sides.items(), key=lambda kv: (kv[1], kv[0]))[0] if sides else None
 
@@ -468,6 +471,17 @@ def missing_tfds() -> str:
         return TFDS_MISSING
 
 
+def _online(timeout: float = 3.0) -> bool:
+    """Whether the storage tfds downloads from answers within `timeout` seconds."""
+    import socket
+
+    try:
+        socket.create_connection(("storage.googleapis.com", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _tfds(name, data_dir, image_size, val_fraction, limit, manual_dir=None):
     if missing_tfds():
         raise ValueError(TFDS_MISSING)
@@ -488,6 +502,11 @@ def _tfds(name, data_dir, image_size, val_fraction, limit, manual_dir=None):
         train_s, val_s = "train", "validation"
     else:
         train_s, val_s = f"train[{pct}%:]", f"train[:{pct}%]"
+    if not known and not manual_dir and not _online():  # tfds would retry its downloads for minutes first
+        raise ValueError(f"tfds dataset {name!r} is not prepared in {builder.data_dir!r} and this machine cannot "
+                         f"reach the internet to download it; download it where there is internet (python -c "
+                         f"\"import tensorflow_datasets as tfds; tfds.load('{name}')\") and copy the folder, or set "
+                         f"data.data_dir to a folder that holds it.")
     kwargs = {}
     if manual_dir:
         kwargs["download_and_prepare_kwargs"] = {

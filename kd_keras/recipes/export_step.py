@@ -22,17 +22,23 @@ from kd_keras.models.runtimes import open_runtime
 SUFFIX = {"none": "fp32", "fp16": "fp16", "dynamic": "dynamic", "int8": "int8"}
 
 
-def plan(rows: list[dict], quantize: list[str]) -> list[tuple[str, str]]:
-    """(model name, quantisation) pairs: the teacher in fp32, every KD student (of the first pair) in each mode."""
-    return [("teacher", "none")] + [(r["name"], q) for r in rows if r["role"] == "kd" and r.get("pair", 1) == 1
-                                    for q in quantize]
+def plan(rows: list[dict], quantize: list[str], teacher: bool = True) -> list[tuple[str, str]]:
+    """(model name, quantisation) pairs: the teacher in fp32 (unless it is a file already), every KD student (of
+    the first pair) in each mode."""
+    return [("teacher", "none")] * teacher + [(r["name"], q) for r in rows if r["role"] == "kd" and
+                                              r.get("pair", 1) == 1 for q in quantize]
 
 
 def export_and_measure(runner, rows: list[dict]) -> list[dict]:
     """Exports, checks, scores and times; returns one row per exported file."""
     cfg, task, rep = runner.cfg, runner.task, runner.cfg.report
     out = []
-    for name, quantize in plan(rows, rep.export_quantize):
+    loaded = getattr(runner, "file_teacher", None)
+    as_file = loaded is not None and loaded.format != "keras"  # an ONNX/TFLite/SavedModel teacher is deployed as is
+    if as_file:
+        runner.log(f"\n== the teacher is already a {loaded.format} file ({os.path.basename(loaded.path)}), run by its "
+                   f"own runtime: not converted to TFLite; the students compare with its row in the table")
+    for name, quantize in plan(rows, rep.export_quantize, teacher=not as_file):
         path = os.path.join(runner.out_dir, f"{name}.{SUFFIX[quantize]}.tflite")
         row = {"name": os.path.basename(path), "of": name, "format": "tflite", "quantize": quantize,
                "threads": rep.export_threads}
