@@ -379,3 +379,35 @@ def test_a_huge_image_is_one_line_without_pillows_warning(tmp_path):
     proc = recipe("--data", "d", "--out", "run", cwd=tmp_path)
     assert_one_line_error(proc, "big.png (too large, 10000x10000 = 100 MP over data.max_image_pixels)")
     assert "DecompressionBomb" not in proc.stderr + proc.stdout
+
+
+CUSTOM_LAYER = '''
+import keras
+
+
+@keras.saving.register_keras_serializable("mine")
+class Doubled(keras.layers.Layer):
+    def call(self, x):
+        return x * 2.0
+'''
+
+
+def test_export_and_benchmark_take_custom_objects_and_name_the_missing_class_without_them(tmp_path):
+    import subprocess
+    import sys
+
+    from test_cli_mistakes import run_module
+
+    (tmp_path / "layers.py").write_text(CUSTOM_LAYER)
+    subprocess.run([sys.executable, "-c", "import keras; from layers import Doubled; i = keras.Input((8, 8, 1)); "
+                    "x = keras.layers.Flatten()(Doubled()(i)); keras.Model(i, keras.layers.Dense(10)(x))"
+                    ".save('m.keras')"], cwd=tmp_path, check=True, capture_output=True)
+    proc = run_module("kd_keras.export", "m.keras", "--format", "onnx", "--out", "m.onnx", cwd=tmp_path)
+    assert_one_line_error(proc, "needs the custom object 'Doubled' (saved from module 'layers')", "--custom-objects")
+    proc = run_module("kd_keras.export", "m.keras", "--format", "onnx", "--out", "m.onnx", "--custom-objects",
+                      "layers.py", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_module("kd_keras.benchmark", "m.keras", "--data", "digits", "--out", "bench", "--runs", "50",
+                      "--custom-objects", "layers.py", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "bench" / "results.json").exists()

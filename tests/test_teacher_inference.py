@@ -370,3 +370,17 @@ def test_a_tie_in_the_value_range_probe_is_broken_by_a_printed_rule_not_silently
     assert note.startswith("value range [0, 1] inferred"), note
     assert "broken by the rule that the teacher's logits are least extreme" in note, note
     assert record["inferred"]["scale"] == pytest.approx(1 / 255)
+
+
+def test_a_pytorch_style_onnx_model_is_benchmarked_through_the_inferred_adapter(core, tmp_path):
+    from kd_keras.benchmark.bench import benchmark
+
+    model, _, _, _ = core
+    path = to_onnx(file_model(model, "ImageNet mean/std on [0, 1] (torch)", "nchw"), tmp_path / "torch_style.onnx")
+    result = benchmark([path], "digits", str(tmp_path / "bench"), runs=50, warmup=2, batch=4, log=lambda m: None)
+    row = result["models"][0]
+    assert row["adapter"]["inferred"]["layout"] == "nchw" and row["input_shape"] == [3, 8, 8]
+    test = load("digits").test
+    x = np.stack([a for a, _ in test.as_numpy_iterator()])
+    y = np.array([b for _, b in test.as_numpy_iterator()])
+    assert row["accuracy"] == pytest.approx(float(np.mean(keras.ops.convert_to_numpy(model(x)).argmax(-1) == y)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 
@@ -39,11 +40,19 @@ def parser() -> argparse.ArgumentParser:
                    help="run .tflite models on LiteRT's reference kernels instead of its default XNNPACK delegate")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the data spec's config, e.g. report.edge_max_images=20")
+    p.add_argument("--custom-objects", dest="custom_objects", action="append", default=[], metavar="MODULE",
+                   help="a module or .py file that registers the model's custom layers (repeatable)")
     return p
 
 
 def run(args, argv) -> None:
     from kd_keras.benchmark.bench import benchmark
+    from kd_keras.models.files import import_custom_objects
+
+    import_custom_objects(args.custom_objects)
+    if args.custom_objects:  # the timing worker process imports them too
+        os.environ["KD_KERAS_CUSTOM_OBJECTS"] = os.pathsep.join(
+            os.path.abspath(m) if m.endswith(".py") else m for m in args.custom_objects)
 
     if args.threads < 1 or args.batch < 1 or args.warmup < 0:
         raise ValueError(f"--threads and --batch must be >= 1 and --warmup >= 0, got {args.threads}, "

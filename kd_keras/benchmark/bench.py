@@ -23,6 +23,7 @@ import sys
 from kd_keras.benchmark import report
 from kd_keras.config import dataspec
 from kd_keras.models.runtimes import file_size, infer_task, model_format, open_runtime, sr_scale
+from kd_keras.teachers.infer import infer_layout
 
 RESULT_FILES = ("results.json", "results.md", "results.png")
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
@@ -43,7 +44,9 @@ def time_model(path: str, input_shape, threads: int = 2, runs: int = 50, warmup:
         raise ValueError(f"--runs must be >= 50 for a stable median and p90, got {runs}.")
     request = {"path": os.path.abspath(path), "input_shape": [int(d) for d in input_shape], "threads": threads,
                "runs": runs, "warmup": warmup, "batch": batch, "batch_runs": batch_runs,
-               "providers": list(providers or []), "xnnpack": xnnpack}
+               "providers": list(providers or []), "xnnpack": xnnpack,
+               "custom_objects": [os.path.abspath(m) if str(m).endswith(".py") else m
+                                  for m in os.environ.get("KD_KERAS_CUSTOM_OBJECTS", "").split(os.pathsep) if m]}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([sys.executable, WORKER, json.dumps(request)], capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -112,8 +115,20 @@ def benchmark(paths: list[str], data: str, out_dir: str, threads: int = 2, runs:
     first = next(iter(runtimes.values()))
     scale = sr_scale(first) if task.name == "super_resolution" else None
     cfg, splits = dataspec.load(data, task, scale, overrides)
+    scorers, adapted = {}, {}
     for p, runtime in runtimes.items():  # every model against the data before any is scored or timed
         why = misfit(runtime, splits, task)
+        if why and task.name == "classification" and runtime.format != "keras" and \
+                len(runtime.input_shape) == 3 and infer_layout(runtime.input_shape)[0] == "nchw":
+            # a PyTorch-style file: scored through the adapter a teacher file gets (layout, size, value range)
+            from kd_keras.teachers.files import open_file_teacher
+
+            scorers[p], notes, adapted[p] = open_file_teacher(
+                p, splits.input_shape, {}, task.sample_labelled(splits), list(splits.class_names or ()), threads,
+                classes=splits.num_classes)
+            for note in notes:
+                log(f"   {model_name(p)}: {note}")
+            continue
         if why:
             raise ValueError(f"model {p!r} {why}; benchmark a model on data of the shape and classes it was trained "
                              f"on (--data), and models of one input shape together.")
@@ -121,13 +136,13 @@ def benchmark(paths: list[str], data: str, out_dir: str, threads: int = 2, runs:
     rows = []
     for p, runtime in runtimes.items():
         log(f"== {model_name(p)}: {task.metric} on {splits.num_test} test images of {splits.description}")
-        metrics = task.evaluate(runtime, test, cfg.report)
+        metrics = task.evaluate(scorers.get(p, runtime), test, cfg.report)
         shape = timing_shape(runtime, task, image_size or cfg.report.image_size)
         log(f"   timing in a separate process: {runs} batch-1 runs on {'x'.join(map(str, shape))}, {threads} threads")
         timing = time_model(p, shape, threads, runs, warmup, batch, providers=providers, xnnpack=xnnpack)
         rows.append({"name": model_name(p), "file": os.path.abspath(p), "format": runtime.format,
                      "size_bytes": file_size(p), **metrics, **timing, "threads": threads,
-                     "input_shape": list(shape)})
+                     "input_shape": list(shape), **({"adapter": adapted[p]} if p in adapted else {})})
         log(f"   {task.metric} {report.format_value(metrics[task.metric], task.columns()[0][2])}, "
             f"latency {timing['latency_ms_median']:.3f} ms (p90 {timing['latency_ms_p90']:.3f}), "
             f"{timing['throughput']:.0f} img/s, peak RSS {timing['peak_rss_mb']:.0f} MB")

@@ -58,6 +58,9 @@ def measure(request: dict) -> dict:
         import onnxruntime  # noqa: F401
     else:
         import kd_keras.models  # noqa: F401  (TensorFlow, Keras and the custom layers: kd_keras/__init__ runs too)
+        from kd_keras.models.files import import_custom_objects
+
+        import_custom_objects(request.get("custom_objects") or [])  # the user's --custom-objects
     idle = _status_mb("VmRSS")
     options = {"providers": request["providers"]} if fmt == "onnx" and request.get("providers") else {}
     if fmt == "tflite":

@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (17)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the data spec's config, e.g. data.scale=3")
+    p.add_argument("--custom-objects", dest="custom_objects", action="append", default=[], metavar="MODULE",
+                   help="a module or .py file that registers the model's custom layers (repeatable)")
     return p
 
 
@@ -51,6 +53,9 @@ MIN_OPSET, MAX_OPSET = 7, 18  # ONNX Runtime's oldest guaranteed opset; tf2onnx 
 
 def run(args) -> None:
     from kd_keras.export.exporter import export_model
+    from kd_keras.models.files import import_custom_objects
+
+    import_custom_objects(args.custom_objects)
 
     if args.calibration_samples < 1 or args.parity_samples < 1 or args.threads < 1:
         raise ValueError(f"--calibration-samples, --parity-samples and --threads must be >= 1, got "

@@ -334,5 +334,10 @@ def load_trained(path: str):
 
         return keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises several types for a bad file
+        from kd_keras.models.files import missing_object
+
+        missing = missing_object(" ".join(str(e).split()))
+        if missing:
+            raise ValueError(f"model file {path!r} {missing}") from None
         raise ValueError(f"cannot load model {path!r} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
                          f"pass a .keras file saved by a kd_keras recipe.") from None
