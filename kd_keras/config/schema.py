@@ -34,7 +34,7 @@ class DataConfig:
         image_size: resize images to this side when loading (0: keep).
         val_fraction: share of the training split held out for validation.
         batch_size: training batch size.
-        limit: keep at most this many train/test examples (0: all).
+        limit: keep at most this many train/test examples, a class-balanced share (0: all).
         labels_per_class: the students (the baseline and every KD
             student) train on this many labelled images per class of the
             training split, drawn with `train.seed` (0: all of them). A

@@ -143,7 +143,7 @@ def load_indexed(index: dict, what: str, image_size, limit, skip_bad: bool = Fal
     """
     train, test = index["train"], index["test"]
     if limit:  # a class-balanced share (the index lists each class's files together)
-        from kd_keras.data.sources import balanced_indices
+        from kd_keras.data.sampling import balanced_indices
 
         train = [train[i] for i in balanced_indices([label for _, label in train], limit)]
         test = [test[i] for i in balanced_indices([label for _, label in test], limit)]

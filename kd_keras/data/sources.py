@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras.data.images import IMAGE_EXTENSIONS, is_image_file, read_image
+from kd_keras.data.sampling import balanced_indices, class_counts, keep_one_per_class
 from kd_keras.data.scan import MAX_IMAGE_PIXELS, refusal, scan
 
 SOURCES = ("digits", "fashion_mnist_small", "npz", "folder", "tfds", "tiny_imagenet", "mhist")
@@ -246,31 +247,6 @@ def _check_classes(y_tr, y_te, class_names) -> int:
     return k
 
 
-def balanced_indices(labels, limit: int, seed: int = 0) -> np.ndarray:
-    """Up to `limit` indices of `labels`, as even a share of every class as its images allow, in source order.
-
-    `data.limit` and `--smoke` take this share: the first `limit` of a
-    class-sorted source would keep its first classes only.
-    """
-    labels = np.asarray(labels)
-    if not limit or limit >= len(labels):
-        return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    queues = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
-    take, depth = [], 0
-    while len(take) < limit:
-        for q in queues:
-            if depth < len(q) and len(take) < limit:
-                take.append(q[depth])
-        depth += 1
-    return np.sort(np.array(take, int))
-
-
-def class_counts(labels, num_classes: int) -> list:
-    """Images per class, as a list of `num_classes` ints."""
-    return np.bincount(np.asarray(labels, int), minlength=num_classes)[:num_classes].tolist()
-
-
 def _split_val(n: int, val_fraction: float, seed: int):
     order = np.random.default_rng(seed).permutation(n)
     n_val = int(round(n * val_fraction))
@@ -286,7 +262,7 @@ def _from_arrays(x_tr, y_tr, x_te, y_te, class_names, desc, val_fraction, seed, 
     if limit:
         keep, keep_te = balanced_indices(y_tr, limit), balanced_indices(y_te, limit)
         x_tr, y_tr, x_te, y_te = x_tr[keep], y_tr[keep], x_te[keep_te], y_te[keep_te]
-    tr_idx, val_idx = _split_val(len(x_tr), val_fraction, seed)
+    tr_idx, val_idx = keep_one_per_class(*_split_val(len(x_tr), val_fraction, seed), y_tr)
 
     def ds(x, y):
         d = tf.data.Dataset.from_tensor_slices((x, y))
@@ -388,7 +364,7 @@ def _folder(path: str, image_size, val_fraction, seed, limit, skip_bad=False, ma
         test_files, test_labels = np.array(test_files), np.array(test_labels, "int32")
         train_idx = np.arange(len(files))
     else:  # no test split on disk: hold out 20% deterministically
-        train_idx, test_idx = _split_val(len(files), 0.2, seed + 1)
+        train_idx, test_idx = keep_one_per_class(*_split_val(len(files), 0.2, seed + 1), labels)
         test_files, test_labels = files[test_idx], labels[test_idx]
     files, labels = files[train_idx], labels[train_idx]
     if limit:
@@ -426,7 +402,7 @@ def _folder(path: str, image_size, val_fraction, seed, limit, skip_bad=False, ma
     if is_val.any():
         tr, va = np.random.default_rng(seed).permutation(np.flatnonzero(~is_val)), np.flatnonzero(is_val)
     else:
-        tr, va = _split_val(len(files), val_fraction, seed)
+        tr, va = keep_one_per_class(*_split_val(len(files), val_fraction, seed), labels)
     channels = found.channels
     notes = found.notes(image_size or 0)
     image_size = image_size or found.side
@@ -502,7 +478,9 @@ def _tfds(name, data_dir, image_size, val_fraction, limit, manual_dir=None):
         train_s, val_s = "train", "validation"
     else:
         train_s, val_s = f"train[{pct}%:]", f"train[:{pct}%]"
-    if not known and not manual_dir and not _online():  # tfds would retry its downloads for minutes first
+    mocked = getattr(tfds.core.DatasetBuilder.as_dataset, "__module__", "").startswith("tensorflow_datasets.testing")
+    prepared = mocked or os.path.isdir(builder.data_dir)  # under tfds.testing.mock_data nothing is downloaded
+    if not prepared and not manual_dir and not _online():  # tfds would retry its downloads for minutes first
         raise ValueError(f"tfds dataset {name!r} is not prepared in {builder.data_dir!r} and this machine cannot "
                          f"reach the internet to download it; download it where there is internet (python -c "
                          f"\"import tensorflow_datasets as tfds; tfds.load('{name}')\") and copy the folder, or set "

@@ -30,7 +30,8 @@ def preflight(runner) -> None:
             the settings to check.
     """
     cfg, task = runner.cfg, runner.task
-    side = min(runner.splits.input_shape[:2])
+    sides = [d for d in tuple(runner.splits.input_shape)[:2] if d]
+    side = min(sides) if sides else 0  # 0: images of any size (the dense tasks crop patches)
     _check_padding(cfg.data.augment, side, "data.augment")
     x = _first_batch(runner.train_ds, "data.image_size, data.augment")
     for d, _ in runner.plans:
@@ -64,7 +65,7 @@ def preflight(runner) -> None:
 def _check_padding(augment, side: int, where: str) -> None:
     """Reflect padding needs fewer pixels than the image's side."""
     pad = getattr(augment, "crop_padding", 0)
-    if pad and pad >= side:
+    if pad and side and pad >= side:
         raise ValueError(f"{where}.crop_padding = {pad} needs images larger than {pad} px, and the images are {side} "
                          f"px (data.image_size); set {where}.crop_padding below {side}, or a larger "
                          f"data.image_size.")
