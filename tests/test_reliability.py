@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from kd_keras.config import REPO_ROOT
+
 from test_cli_mistakes import assert_one_line_error, snapshot
 from test_user_mistakes import recipe
 
@@ -87,20 +89,29 @@ def test_a_class_left_with_no_training_image_is_refused_naming_the_cause(tmp_pat
         check_split_sizes(s, SimpleNamespace(val_fraction=0.1, limit=0))
 
 
-@pytest.mark.parametrize("form", ["distill.0.losses.0.options={{ temperature = {t} }}",
-                                  "distill.0.losses.0.options.temperature={t}", "distill.0.losses.0.temperature={t}"])
-def test_a_losss_temperature_set_in_either_form_is_the_one_the_run_uses_and_is_checked(tmp_path, form):
+FORMS = ["distill.0.losses.0.options={{ temperature = {t} }}", "distill.0.losses.0.options.temperature={t}",
+         "distill.0.losses.0.temperature={t}"]
+
+
+def test_a_losss_temperature_set_in_either_form_is_the_one_the_run_uses_and_is_checked(tmp_path, capsys):
     import json
 
-    proc = recipe("--set", form.format(t=2.5), "--out", "run", cwd=tmp_path)
+    from kd_keras.config import load_config
+    from kd_keras.recipes.cli import main
+
+    for form in FORMS:  # the recipe's flat `temperature = 4.0` no longer wins over any of them
+        cfg = load_config(str(REPO_ROOT / "recipes" / "digits.toml"), [form.format(t=2.5)])
+        assert cfg.distill[0].losses[0].options["temperature"] == 2.5, form
+        code = main("classification", "digits", ["--smoke", "--set", form.format(t=0), "--out", str(tmp_path / "bad")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and "temperature" in err, err
+    assert not (tmp_path / "bad").exists()
+    proc = recipe("--set", FORMS[0].format(t=2.5), "--out", "run", cwd=tmp_path)  # the form docs/config.md showed
     assert proc.returncode == 0, proc.stderr[-2000:]
     config = json.loads((tmp_path / "run" / "results.json").read_text())["config"]
     assert config["distill"][0]["losses"][0]["options"]["temperature"] == 2.5
     kd = {r["name"]: r for r in json.loads((tmp_path / "run" / "results.json").read_text())["models"]}["kd"]
     assert "2.5" in json.dumps(kd["kd"]), kd["kd"]  # the loss the student trained with
-    proc = recipe("--set", form.format(t=0), "--out", "bad", cwd=tmp_path)
-    assert_one_line_error(proc, "temperature")
-    assert not (tmp_path / "bad").exists()
 
 
 def test_webp_and_tiff_images_in_a_class_folder_are_read_and_other_files_counted(tmp_path):
@@ -110,6 +121,7 @@ def test_webp_and_tiff_images_in_a_class_folder_are_read_and_other_files_counted
         _images(folder, {c: 12}, ext="webp", seed=1)
         _images(folder, {c: 6}, ext="tif", seed=2)
     (folder / "a" / "notes.txt").write_text("not an image")
+    (folder / "c" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
     (folder / "b" / ".ipynb_checkpoints").mkdir()
     _images(folder / "b" / ".ipynb_checkpoints", {"x": 2})
     before = snapshot(folder)
@@ -119,7 +131,7 @@ def test_webp_and_tiff_images_in_a_class_folder_are_read_and_other_files_counted
     train, val, test = (int(w) for w in line.split(": ")[2].replace(" train /", "").replace(" val /", "")
                         .split(" test")[0].split())
     assert train + val + test == 72, line  # every PNG, WebP and TIFF image
-    assert "left out 3 file(s) that are not images kd_keras reads" in proc.stdout
+    assert "left out 4 file(s) that are not images kd_keras reads" in proc.stdout
     assert "a/notes.txt" in proc.stdout
     assert snapshot(folder) == before
 
@@ -267,8 +279,10 @@ def test_a_model_of_another_data_in_a_run_folder_names_the_runs_data(tmp_path):
 
 
 # ------------------------------------------------------------------ the weak cases: one clear line each
-def test_h5_teachers_empty_flags_and_wrongly_nested_folders_are_one_clear_line(tmp_path):
+def test_h5_teachers_empty_flags_and_wrongly_nested_folders_are_one_clear_line(tmp_path, monkeypatch, capsys):
     import keras
+
+    from kd_keras.recipes.cli import main
 
     inputs = keras.Input((8, 8, 1))
     model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
@@ -285,9 +299,12 @@ def test_h5_teachers_empty_flags_and_wrongly_nested_folders_are_one_clear_line(t
              (("--data", "deep"), "has one sub-folder, 'images', which holds the class folders (cat, dog)",
               "pass --data deep/images"),
              (("--data", "lone"), "has only a test/ folder", "give it a train/ folder")]
-    for argv, *fragments in cases:
-        proc = recipe(*argv, "--out", "run", cwd=tmp_path)
-        assert_one_line_error(proc, *[f for f in fragments if f])
+    monkeypatch.chdir(tmp_path)
+    for argv, *fragments in cases:  # in process: the CLI's main, as the subprocess tests run it
+        code = main("classification", "digits", ["--smoke", *argv, "--out", "run"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
+        assert all(f in err for f in fragments if f), err
     assert snapshot(tmp_path) == before and not (tmp_path / "runs").exists() and not (tmp_path / "run").exists()
 
 
@@ -424,3 +441,20 @@ def test_export_and_benchmark_take_custom_objects_and_name_the_missing_class_wit
                       "--custom-objects", "layers.py", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "bench" / "results.json").exists()
+
+
+def test_a_keras_teacher_ending_in_a_sigmoid_teaches_through_its_logits_in_a_recipe(tmp_path):
+    import json
+
+    import keras
+    from conftest import train_digits_classifier
+
+    train_digits_classifier(tmp_path / "core.keras", epochs=6)
+    core = keras.saving.load_model(tmp_path / "core.keras")
+    inputs = keras.Input((8, 8, 1))
+    keras.Model(inputs, keras.layers.Activation("sigmoid")(core(inputs))).save(tmp_path / "sig.keras")
+    proc = recipe("--teacher", "sig.keras", "--out", "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "outputs sigmoid scores (it ends in a sigmoid, inferred): their logits, log(p / (1 - p))" in proc.stdout
+    teacher = {r["name"]: r for r in json.loads((tmp_path / "run" / "results.json").read_text())["models"]}["teacher"]
+    assert teacher["adapter"]["inferred"]["output"] == "sigmoid" and teacher["accuracy"] > 0.8
