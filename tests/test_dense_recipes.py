@@ -233,3 +233,12 @@ def test_edge_smoke_run_trains_on_the_teachers_stored_maps(edge_run):
     kd = next(m for m in json.loads((edge_run / "results.json").read_text())["models"] if m["role"] == "kd")
     assert kd["kd"]["teacher_cache"]["mode"] == "maps", kd["kd"]
     assert "cropped, flipped and rotated with them (computed in one pass of" in kd["kd"]["teacher_outputs"]
+
+
+def test_an_edge_recipe_takes_a_keras_teacher_file(edge_run, tmp_path, capsys):
+    """The value-range probe is a classifier's: a dense task's teacher file is loaded as it is (it crashed, issue 47)."""
+    out = tmp_path / "run"
+    code, err, _ = run_cli(capsys, EDGES, "--smoke", "--teacher", str(edge_run / "teacher.keras"), "--out", str(out))
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads((out / "results.json").read_text())["models"]}
+    assert rows["teacher"]["source"].startswith("loaded from") and 0.0 <= rows["kd"]["ods"] <= 1.0
