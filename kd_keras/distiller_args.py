@@ -37,9 +37,11 @@ def checked_arguments(teacher, student, distillation_losses, distillation_loss_w
     for role, model in (("teacher", teacher), ("student", student)):
         layer = ends_in_softmax(model)
         if layer:
+            fix = ("load it with kd_keras.load_teacher(path, input_shape), which reads its probabilities as logits "
+                   "(and adapts its input size and value range), or rebuild it without the final softmax "
+                   "(activation=None)" if role == "teacher" else "rebuild it without the final softmax (activation=None)")
             raise ValueError(f"the {role} {model.name!r} ends in a softmax (layer {layer!r}), but distillation losses "
-                             f"and the hard-label loss read logits; rebuild it without the final softmax "
-                             f"(activation=None).")
+                             f"and the hard-label loss read logits; {fix}.")
     if distillation_losses is None:
         distillation_losses = []
     elif not isinstance(distillation_losses, (list, tuple)):  # one loss, as the parent takes it

@@ -171,3 +171,37 @@ def test_each_recipe_states_its_current_measurement_in_at_most_8_lines(recipe):
     for path in named:
         first = path.split(",")[0].replace("{0,1}", "0")
         assert (REPO_ROOT / first).exists(), f"{recipe.name}: {first} does not exist"
+
+
+def test_the_readmes_python_example_runs_on_a_softmax_teacher_of_another_input_size(tmp_path, monkeypatch):
+    """The README's library example, as written, with tiny stand-ins: its names and calls are the API's."""
+    import keras
+    import numpy as np
+
+    block = re.findall(r"```python\n(.*?)```", (REPO_ROOT / "README.md").read_text(), re.S)[0]
+    assert "kd_keras.load_teacher(" in block
+    code = (block.replace('"mobilenet_v3_small"', '"small_cnn"').replace("(96, 96, 3)", "(8, 8, 3)")
+            .replace("epochs=30", "epochs=1"))
+    monkeypatch.chdir(tmp_path)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))  # another input size than the data's, and a softmax ending
+    mean = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
+    head = keras.layers.Dense(10, activation="softmax")
+    teacher = keras.Model(inputs, head(mean))
+    centers = np.arange(10) * 25 / 255  # class c: images of brightness 25c; the nearest center wins
+    w = np.zeros((3, 10), "float32")
+    w[0] = 2000 * centers  # one channel carries it: logits 1000 (2 c m - c^2)
+    head.set_weights([w, (-1000 * centers ** 2).astype("float32")])
+    teacher.save("my_teacher.keras")
+
+    def images(labels):
+        return np.repeat((labels * 25.0)[:, None, None, None], 8 * 8 * 3, 1).reshape(-1, 8, 8, 3).astype("float32")
+
+    y, y_val = np.arange(64) % 10, np.arange(16) % 10
+    data = {"x_train": images(y), "y_train": y, "x_val": images(y_val), "y_val": y_val}
+    exec(compile(code, "README.md", "exec"), dict(data))  # noqa: S102 (the README's own code)
+    assert keras.saving.load_model("student.keras").output_shape == (None, 10)
+    from kd_keras import Distiller, create_model
+
+    with pytest.raises(ValueError, match=r"ends in a softmax .* load it with kd_keras.load_teacher\(path, input_shape\)"):
+        Distiller(keras.saving.load_model("my_teacher.keras"), create_model("small_cnn", 10, (16, 16, 3)), "kd")
