@@ -228,12 +228,6 @@ def check_student_file(model: keras.Model, path: str, num_classes: int, input_sh
                          f"set data.image_size={h}.")
 
 
-def fixed_size(model: keras.Model) -> int | None:
-    """The side of a model's square fixed input, else None."""
-    h, w = tuple(model.inputs[0].shape[1:3])
-    return h if h is not None and h == w else None
-
-
 def saved_input_shape(path) -> tuple | None:
     """A `.keras` file's input shape per example, read from its config without building it (None: unknown)."""
     import json

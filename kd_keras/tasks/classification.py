@@ -26,7 +26,6 @@ class ClassificationTask(Task):
     name = "classification"
     accepts = ("outputs", "views")
     metric = "accuracy"
-    default_losses = ("kd",)
     sources = kd_data.SOURCES
 
     def __init__(self):

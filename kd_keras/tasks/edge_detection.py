@@ -46,7 +46,6 @@ class EdgeDetectionTask(Task):
     accepts = ("maps",)
     metric = "ods"
     metric_label = "ODS"
-    default_losses = ("edge_kd",)
     default_hard_loss = {"method": "balanced_bce"}
     sources = ("shapes", "bsds")
     default_timing_size = 320

@@ -69,7 +69,6 @@ class SuperResolutionTask(Task):
 
     name = "super_resolution"
     metric = "psnr"
-    default_losses = ("output_l1",)
     default_hard_loss = {"method": "l1"}
     sources = ("skimage", "folder")
     default_timing_size = 128
