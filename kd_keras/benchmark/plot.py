@@ -8,7 +8,7 @@ import os
 
 def bubble_plot(rows: list[dict], metric: str, path: str, title: str = "") -> None:
     """Writes a PNG (atomically): x = batch-1 latency (ms, log scale), y = `metric`, area = file size."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     draw_bubbles(ax, rows, metric, "latency_ms_median", title)
     save_figure(plt, fig, path)
@@ -36,7 +36,7 @@ def draw_bubbles(ax, rows: list[dict], metric: str, latency_key: str, title: str
     ax.margins(0.15)
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")

@@ -12,7 +12,7 @@ from keras import ops
 
 from kd_keras.losses.base import DistillLoss, check_bool, check_non_negative, check_temperature
 from kd_keras.losses.edge_nms import edge_nms
-from kd_keras.losses.features import _check_layer_name, _check_rank4, _resize_like
+from kd_keras.losses.features import check_layer_name, check_rank4, resize_like
 from kd_keras.losses.registry import register_loss
 
 
@@ -222,15 +222,15 @@ class SideOutputKDLoss(DistillLoss):
     """
 
     def __init__(self, teacher_layer: str, student_layer: str, temperature: float = 1.0, balanced: bool = True):
-        self.teacher_layer_name = _check_layer_name("teacher_layer", teacher_layer)
-        self.student_layer_name = _check_layer_name("student_layer", student_layer)
+        self.teacher_layer_name = check_layer_name("teacher_layer", teacher_layer)
+        self.student_layer_name = check_layer_name("student_layer", student_layer)
         self.temperature = check_temperature(temperature)
         self.balanced = check_bool("balanced", balanced)
         self.adapter = None
 
     def build(self, teacher_shape, student_shape):
-        _check_rank4("teacher", self.teacher_layer_name, teacher_shape)
-        _check_rank4("student", self.student_layer_name, student_shape)
+        check_rank4("teacher", self.teacher_layer_name, teacher_shape)
+        check_rank4("student", self.student_layer_name, student_shape)
         self.adapter = keras.layers.Conv2D(teacher_shape[-1] or 1, 1, name=f"side_kd_head_{self.student_layer_name}")
         self.adapter.build(tuple(student_shape))
 
@@ -246,7 +246,7 @@ class SideOutputKDLoss(DistillLoss):
             raise ValueError("SideOutputKDLoss is not built; pass it to kd_keras.Distiller, which builds it.")
         t = self.temperature
         target = ops.cast(teacher_outputs, "float32")
-        z = _resize_like(ops.cast(self.adapter(student_outputs), "float32"), target)
+        z = resize_like(ops.cast(self.adapter(student_outputs), "float32"), target)
         return _soft_edge_bce(ops.sigmoid(target / t), z / t, self.balanced) * (t * t)
 
     def get_config(self):
@@ -364,12 +364,12 @@ class FAKDLoss(DistillLoss):
     """
 
     def __init__(self, teacher_layer: str, student_layer: str):
-        self.teacher_layer_name = _check_layer_name("teacher_layer", teacher_layer)
-        self.student_layer_name = _check_layer_name("student_layer", student_layer)
+        self.teacher_layer_name = check_layer_name("teacher_layer", teacher_layer)
+        self.student_layer_name = check_layer_name("student_layer", student_layer)
 
     def build(self, teacher_shape, student_shape):
-        _check_rank4("teacher", self.teacher_layer_name, teacher_shape)
-        _check_rank4("student", self.student_layer_name, student_shape)
+        check_rank4("teacher", self.teacher_layer_name, teacher_shape)
+        check_rank4("student", self.student_layer_name, student_shape)
         t, s = tuple(teacher_shape[1:3]), tuple(student_shape[1:3])
         if any(a is not None and b is not None and a != b for a, b in zip(t, s)):
             raise ValueError(f"fakd needs maps of the same height and width, got teacher {self.teacher_layer_name!r} "

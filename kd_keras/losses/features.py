@@ -10,13 +10,13 @@ from kd_keras.losses.base import DistillLoss, check_non_negative
 from kd_keras.losses.registry import register_loss
 
 
-def _check_layer_name(arg: str, value) -> str:
+def check_layer_name(arg: str, value) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{arg} must be a layer name (a non-empty string), got {value!r}.")
     return value
 
 
-def _resize_like(x, reference):
+def resize_like(x, reference):
     """Bilinearly resizes NHWC `x` to the spatial size of `reference`."""
     if None not in (*x.shape[1:3], *reference.shape[1:3]) and x.shape[1:3] == reference.shape[1:3]:
         return x
@@ -25,7 +25,7 @@ def _resize_like(x, reference):
     return tf.image.resize(x, tf.shape(reference)[1:3], method="bilinear")
 
 
-def _check_rank4(which: str, layer: str, shape):
+def check_rank4(which: str, layer: str, shape):
     if len(shape) != 4:
         raise ValueError(
             f"{which} layer {layer!r} has output shape {tuple(shape)}; feature losses need "
@@ -53,13 +53,13 @@ class FitNetsLoss(DistillLoss):
     """
 
     def __init__(self, teacher_layer: str, student_layer: str):
-        self.teacher_layer_name = _check_layer_name("teacher_layer", teacher_layer)
-        self.student_layer_name = _check_layer_name("student_layer", student_layer)
+        self.teacher_layer_name = check_layer_name("teacher_layer", teacher_layer)
+        self.student_layer_name = check_layer_name("student_layer", student_layer)
         self.adapter = None
 
     def build(self, teacher_shape, student_shape):
-        _check_rank4("teacher", self.teacher_layer_name, teacher_shape)
-        _check_rank4("student", self.student_layer_name, student_shape)
+        check_rank4("teacher", self.teacher_layer_name, teacher_shape)
+        check_rank4("student", self.student_layer_name, student_shape)
         self.adapter = keras.layers.Conv2D(
             teacher_shape[-1], 1, use_bias=False, name=f"fitnets_adapter_{self.student_layer_name}"
         )
@@ -73,7 +73,7 @@ class FitNetsLoss(DistillLoss):
         if self.adapter is None:
             raise ValueError("FitNetsLoss is not built; pass it to kd_keras.Distiller, which builds it.")
         hint = ops.cast(teacher_outputs, "float32")
-        guided = _resize_like(ops.cast(self.adapter(student_outputs), "float32"), hint)
+        guided = resize_like(ops.cast(self.adapter(student_outputs), "float32"), hint)
         return ops.mean(ops.square(guided - hint))
 
     def validate_outputs(self, teacher_outputs, student_outputs):
@@ -111,19 +111,19 @@ class ATLoss(DistillLoss):
     """
 
     def __init__(self, teacher_layer: str, student_layer: str, p: float = 2.0):
-        self.teacher_layer_name = _check_layer_name("teacher_layer", teacher_layer)
-        self.student_layer_name = _check_layer_name("student_layer", student_layer)
+        self.teacher_layer_name = check_layer_name("teacher_layer", teacher_layer)
+        self.student_layer_name = check_layer_name("student_layer", student_layer)
         self.p = check_non_negative("p", p)
         if self.p == 0:
             raise ValueError(f"p must be > 0, got {p!r}.")
 
     def build(self, teacher_shape, student_shape):
-        _check_rank4("teacher", self.teacher_layer_name, teacher_shape)
-        _check_rank4("student", self.student_layer_name, student_shape)
+        check_rank4("teacher", self.teacher_layer_name, teacher_shape)
+        check_rank4("student", self.student_layer_name, student_shape)
 
     def compute_loss(self, teacher_outputs, student_outputs, labels=None, **kwargs):
         a_t = attention_map(teacher_outputs, self.p)
-        a_s = _resize_like(attention_map(student_outputs, self.p), a_t)
+        a_s = resize_like(attention_map(student_outputs, self.p), a_t)
         batch = ops.shape(a_t)[0]
 
         def flat_normalized(a):

@@ -13,7 +13,7 @@ import keras
 from kd_keras.models.heads import classifier
 from kd_keras.models.preprocessing import default_size, image_input, preprocess
 from kd_keras.models.registry import register_model
-from kd_keras.models.resnet import _BN, _basic_block
+from kd_keras.models.resnet import BN, basic_block
 
 
 def cifar_resnet(num_classes, input_shape, depth: int, filters, name: str, image_size=None):
@@ -23,11 +23,11 @@ def cifar_resnet(num_classes, input_shape, depth: int, filters, name: str, image
     inputs = image_input(input_shape)
     x = preprocess(inputs, image_size or default_size(input_shape), "imagenet")
     x = keras.layers.Conv2D(filters[0], 3, padding="same", use_bias=False, name="stem_conv")(x)
-    x = keras.layers.BatchNormalization(**_BN, name="stem_bn")(x)
+    x = keras.layers.BatchNormalization(**BN, name="stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     for stage, f in enumerate(filters[1:], start=1):
         for b in range(n):
-            x = _basic_block(x, f, 2 if (b == 0 and stage > 1) else 1, name=f"stage{stage}_block{b + 1}")
+            x = basic_block(x, f, 2 if (b == 0 and stage > 1) else 1, name=f"stage{stage}_block{b + 1}")
         x = keras.layers.Identity(name=f"stage{stage}_out")(x)
     return keras.Model(inputs, classifier(x, num_classes), name=name)
 

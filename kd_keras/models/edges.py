@@ -16,7 +16,7 @@ from kd_keras.models.registry import create_model, list_models, register_model
 
 # Backbone layers that HED taps by default: the stem and each stage's output.
 _SIDE_PATTERN = re.compile(r"^(stem_relu|stage\d+_out|block\d+_out)$")
-_BN = dict(momentum=0.9, epsilon=1e-5)
+BN = dict(momentum=0.9, epsilon=1e-5)
 
 
 def side_layer_names(backbone: keras.Model) -> list[str]:
@@ -70,7 +70,7 @@ def hed(input_shape=(None, None, 3), backbone: str = "resnet18", side_layers=(),
         for j in (1, 2):
             x = keras.layers.Conv2D(int(full_resolution_side), 3, padding="same", use_bias=False,
                                     name=f"side0_conv{j}")(x)
-            x = keras.layers.BatchNormalization(**_BN, name=f"side0_bn{j}")(x)
+            x = keras.layers.BatchNormalization(**BN, name=f"side0_bn{j}")(x)
             x = keras.layers.ReLU(name=f"side0_relu{j}")(x)
         sides.append(keras.layers.Conv2D(1, 1, name="side0")(x))
     for i, layer in enumerate(names, start=1):
@@ -84,7 +84,7 @@ def hed(input_shape=(None, None, 3), backbone: str = "resnet18", side_layers=(),
 
 def _conv_bn_relu(x, filters: int, name: str):
     x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(**_BN, name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(**BN, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 

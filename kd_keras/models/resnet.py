@@ -8,19 +8,19 @@ from kd_keras.models.heads import classifier
 from kd_keras.models.preprocessing import default_size, image_input, preprocess
 from kd_keras.models.registry import register_model
 
-_BN = dict(momentum=0.9, epsilon=1e-5)
+BN = dict(momentum=0.9, epsilon=1e-5)
 
 
-def _basic_block(x, filters: int, stride: int, name: str):
+def basic_block(x, filters: int, stride: int, name: str):
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
         shortcut = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
-        shortcut = keras.layers.BatchNormalization(**_BN, name=f"{name}_proj_bn")(shortcut)
+        shortcut = keras.layers.BatchNormalization(**BN, name=f"{name}_proj_bn")(shortcut)
     y = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
-    y = keras.layers.BatchNormalization(**_BN, name=f"{name}_bn1")(y)
+    y = keras.layers.BatchNormalization(**BN, name=f"{name}_bn1")(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
     y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
-    y = keras.layers.BatchNormalization(**_BN, gamma_initializer="zeros", name=f"{name}_bn2")(y)
+    y = keras.layers.BatchNormalization(**BN, gamma_initializer="zeros", name=f"{name}_bn2")(y)
     y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
@@ -51,14 +51,14 @@ def basic_resnet(num_classes, input_shape, blocks, name, image_size=None, small_
         x = keras.layers.Conv2D(stem, 3, padding="same", use_bias=False, name="stem_conv")(x)
     else:
         x = keras.layers.Conv2D(stem, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
-    x = keras.layers.BatchNormalization(**_BN, name="stem_bn")(x)
+    x = keras.layers.BatchNormalization(**BN, name="stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     if not small:
         x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for stage, (n, filters) in enumerate(zip(blocks, widths), start=1):
         for b in range(n):
             stride = 2 if (b == 0 and stage > 1) else 1
-            x = _basic_block(x, filters, stride, name=f"stage{stage}_block{b + 1}")
+            x = basic_block(x, filters, stride, name=f"stage{stage}_block{b + 1}")
         x = keras.layers.Identity(name=f"stage{stage}_out")(x)
     return keras.Model(inputs, classifier(x, num_classes, dropout), name=name)
 
@@ -75,7 +75,7 @@ def resnet34(num_classes, input_shape, image_size=None, small_input=None, dropou
     return basic_resnet(num_classes, input_shape, (3, 4, 6, 3), "resnet34", image_size, small_input, dropout, width)
 
 
-def _keras_app(app, name, num_classes, input_shape, weights, image_size, mode, dropout=0.0, minimum=32,
+def keras_app(app, name, num_classes, input_shape, weights, image_size, mode, dropout=0.0, minimum=32,
                bn_momentum=None, **app_kw):
     """Wraps a keras.applications backbone: raw input, own preprocessing, logits head.
 
@@ -102,12 +102,12 @@ def _keras_app(app, name, num_classes, input_shape, weights, image_size, mode, d
 @register_model(role="teacher")
 def resnet50(num_classes, input_shape, weights=None, image_size=None, dropout=0.0):
     """ResNet-50 from keras.applications (He et al., CVPR 2016)."""
-    return _keras_app(keras.applications.ResNet50, "resnet50", num_classes, input_shape, weights, image_size,
+    return keras_app(keras.applications.ResNet50, "resnet50", num_classes, input_shape, weights, image_size,
                       "caffe", dropout)
 
 
 @register_model(role="teacher")
 def resnet101(num_classes, input_shape, weights=None, image_size=None, dropout=0.0):
     """ResNet-101 from keras.applications (He et al., CVPR 2016)."""
-    return _keras_app(keras.applications.ResNet101, "resnet101", num_classes, input_shape, weights, image_size,
+    return keras_app(keras.applications.ResNet101, "resnet101", num_classes, input_shape, weights, image_size,
                       "caffe", dropout)

@@ -6,7 +6,7 @@ import csv
 import math
 import os
 
-from kd_keras.benchmark.plot import _pyplot, draw_bubbles, save_figure
+from kd_keras.benchmark.plot import draw_bubbles, pyplot, save_figure
 
 
 def results_png(rows: list[dict], metric: str, label: str, out_dir: str, title: str, summaries: dict | None = None,
@@ -21,7 +21,7 @@ def results_png(rows: list[dict], metric: str, label: str, out_dir: str, title: 
     `<out_dir>/logs/<name>.csv` (the validation metric, else the loss), of
     the first pair.
     """
-    plt = _pyplot()
+    plt = pyplot()
     paired = {e: s for e, s in (summaries or {}).items() if s["pairs"] > 1}
     fig, axes = plt.subplots(1, 3 if paired else 2, figsize=(16 if paired else 11, 4.5), dpi=110)
     left, right = axes[0], axes[-1]
