@@ -64,7 +64,7 @@ def test_a_limit_takes_every_class_of_a_class_sorted_folder_and_the_log_counts_t
 
 
 def test_a_class_whose_only_image_the_test_holdout_would_take_keeps_it_for_training(tmp_path):
-    from kd_keras.data.sources import _split_val
+    from kd_keras.data.splits import split_val as _split_val
 
     folder = _images(tmp_path / "one", {"a": 1, "b": 12, "c": 15})
     files = 28  # class a's one image is file 0 (sorted by class)
@@ -390,7 +390,7 @@ def test_an_onnx_teachers_export_step_converts_only_the_students(tmp_path):
 def test_an_unprepared_tfds_dataset_offline_is_refused_at_once(tmp_path, monkeypatch):
     import time
 
-    from kd_keras.data import sources
+    from kd_keras.data import tfds_source as sources
 
     if sources.missing_tfds():
         pytest.skip("tensorflow-datasets is not installed")

@@ -233,7 +233,7 @@ def _tfds_name(value: str) -> bool:
 
     if not re.fullmatch(r"[a-z][a-z0-9_]*(/[\w.-]+)?(:[\w.]+)?", value):
         return False
-    from kd_keras.data.sources import missing_tfds
+    from kd_keras.data.tfds_source import missing_tfds
 
     if missing_tfds():
         return False

@@ -20,12 +20,10 @@ import keras
 
 from kd_keras.benchmark import report
 from kd_keras.training.callbacks import AtomicBackupAndRestore, NaNGuard, TrainingDiverged, run_logs
-from kd_keras.config import Config, ModelConfig, find_file, to_dict
+from kd_keras.config import Config, ModelConfig, to_dict
 from kd_keras.distiller import Distiller
 from kd_keras.teachers.files import describe, file_teacher_layer
 from kd_keras.training.interrupt import StopBetweenSteps
-from kd_keras.models import pretrained_weights
-from kd_keras.models.registry import shipped_weights
 from kd_keras.training.batchnorm_lag import batchnorm_lag_epochs, batchnorm_momentum
 from kd_keras.training.precise_bn import PreciseBatchNorm
 from kd_keras.training.precision import as_float32
@@ -33,6 +31,7 @@ from kd_keras.cli.errors import ensure_space, model_bytes
 from kd_keras.cli.lock import OutputLock, check_out_dir
 from kd_keras.data.unlabeled import entries as unlabeled_entries
 from kd_keras.recipes.preflight import preflight
+from kd_keras.recipes.teacher_step import resolve_teacher
 from kd_keras.recipes.transfer_set import mixed_splits, transfer_images, transfer_set
 from kd_keras.recipes.write import write_results
 from kd_keras.recipes.resume import BACKUP, PROGRESS, Progress
@@ -192,58 +191,6 @@ class Runner:
         self.progress.mark(name, {"seconds": seconds, "extra": extra})
         return model, seconds, extra
 
-    def _teacher(self):
-        tc, loaded = self.cfg.teacher, self.file_teacher
-        if loaded is not None and loaded.format == "keras":
-            model = loaded.model
-            self._header("teacher", f"teacher: the Keras file {loaded.path} ({model.name}, "
-                                    f"{model.count_params():,} params)")
-            for note in loaded.notes:
-                self.log(f"   teacher: {note}")
-            notes = "".join(f"; {n}" for n in loaded.notes)
-            return self._loaded_teacher(model, f"{loaded.path}{notes}")
-        if loaded is not None:
-            about = describe(loaded.model)
-            self._header("teacher", f"teacher: the file {about['arch']}, run by {about['runtime']}")
-            return self._loaded_teacher(loaded.model, f"{loaded.path}, run by {about['runtime']}"
-                                        + "".join(f"; {n}" for n in loaded.notes[1:]))
-        if tc.weights in pretrained_weights(tc.model):
-            kind = "shipped" if tc.weights in shipped_weights(tc.model) else "published"
-            self._header("teacher", f"teacher: {tc.model} with its {kind} {tc.weights!r} weights")
-            return self._loaded_teacher(self._new_model(tc, self.cfg.train.seed), f"its {kind} {tc.weights!r} weights")
-        if tc.weights and tc.weights != "imagenet":
-            path = find_file(tc.weights)
-            if path.exists():
-                self._header("teacher", f"teacher: loading {tc.model} from {path}")
-                return self._loaded_teacher(self._new_model(tc, self.cfg.train.seed, weights=str(path)), tc.weights)
-            check_teacher_weights(self.cfg)  # checked before the data; again in case the file went since
-            self.log(f"\n== teacher weights {tc.weights} not found: training the teacher")
-            model = self._new_model(tc, self.cfg.train.seed + 1, weights="")
-        else:
-            model = self._new_model(tc, self.cfg.train.seed + 1)
-        seconds, _ = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
-                               learning_rate=tc.learning_rate or None)
-        return model, seconds, "trained by this run"
-
-    def _loaded_teacher(self, model, source: str):
-        """A loaded teacher as it is, or fine-tuned on the data when `teacher.finetune` says so."""
-        tc = self.cfg.teacher
-        if not tc.finetune:
-            why = self.task.chance_check(model, self.val_ds, self.splits) if tc.check_fit else ""
-            if why and self.file_teacher is not None and self.file_teacher.notes:
-                why += f" as adapted ({'; '.join(self.file_teacher.notes)})"
-            if why:
-                raise ValueError(f"the teacher loaded from {source} {why}; check teacher.weights and the data, or "
-                                 f"set teacher.check_fit=false to use it anyway.")
-            unjudged = getattr(self.task, "chance_unjudged", None)
-            if tc.check_fit and unjudged is not None and unjudged(self.splits):
-                self.log(f"   teacher: its fit to the data is not fully checked: {unjudged(self.splits)}")
-            return model, None, f"loaded from {source}"
-        model.trainable = True  # a loaded model file may have been saved frozen
-        seconds, _ = self._fit("teacher", "teacher", model, epochs=tc.epochs or None,
-                               learning_rate=tc.learning_rate or None)
-        return model, seconds, f"fine-tuned from {source}"
-
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
         policy = keras.config.dtype_policy()
@@ -347,7 +294,7 @@ class Runner:
         self._claim_out_dir()  # every check passed: only now is an earlier run's output replaced
 
         rows, self.trained, self.saved, self.as_trained = [], {}, {}, {}
-        teacher, seconds, source = self._trained("teacher", self._teacher)
+        teacher, seconds, source = self._trained("teacher", lambda: resolve_teacher(self))
         rows.append(self._row("teacher", "teacher", teacher, seconds, None, source))
         if self.file_teacher is not None and self.file_teacher.adapter:
             rows[-1]["adapter"] = self.file_teacher.adapter  # which adapter values were declared, which inferred

@@ -9,7 +9,7 @@ from typing import NamedTuple
 from kd_keras.config import PATH_SOURCES, REPO_ROOT, AdapterConfig, Config, ModelConfig, find_file, to_dict
 from kd_keras.config.fields import check_choices
 from kd_keras.data.images import list_images
-from kd_keras.data.sources import missing_tfds
+from kd_keras.data.tfds_source import missing_tfds
 from kd_keras.data.unlabeled import check_unlabeled
 from kd_keras.export.converters import QUANTIZE
 from kd_keras.losses import create_loss

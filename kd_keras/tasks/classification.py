@@ -63,7 +63,7 @@ class ClassificationTask(Task):
         image's longer side) at its own: a student never sees more than its
         teacher.
         """
-        from kd_keras.data.sources import first_image_side
+        from kd_keras.data.class_folders import first_image_side
         from kd_keras.models.files import saved_input_shape
         from kd_keras.teachers.load import teacher_file
 
