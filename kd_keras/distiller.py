@@ -210,9 +210,11 @@ class Distiller(keras.distillation.Distiller):
     def _one_hot_if_needed(self, y, what: str):
         """Integer class ids as one-hot rows when the compiled loss takes one-hot rows (a categorical
         cross-entropy), as `fit(..., augment=...)` does; anything else as it is."""
+        from kd_keras.losses import LabelledCrossentropy
+
         loss = getattr(self, "loss", None)
-        categorical = isinstance(loss, keras.losses.CategoricalCrossentropy) or (
-            type(loss).__name__ in ("LabelledCrossentropy",)) or loss in ("categorical_crossentropy",)
+        categorical = isinstance(loss, (keras.losses.CategoricalCrossentropy, LabelledCrossentropy)) or \
+            loss == "categorical_crossentropy"
         if not categorical or not isinstance(y, np.ndarray) or y.ndim != 1:
             return y
         from kd_keras.teachers.fit_data import int_labels

@@ -27,8 +27,8 @@ def ensure_space(path: str, nbytes: int) -> None:
     except OSError:
         free = None
     soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    cap = min(x for x in (free, None if soft == resource.RLIM_INFINITY else soft) if x is not None) \
-        if free is not None or soft != resource.RLIM_INFINITY else None
+    limits = [x for x in (free, None if soft == resource.RLIM_INFINITY else soft) if x is not None]
+    cap = min(limits) if limits else None
     if cap is not None and cap < nbytes:
         raise OSError(errno.ENOSPC, f"No space left for {nbytes:,} bytes ({cap:,} available)", path)
 
